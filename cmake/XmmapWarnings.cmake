@@ -1,0 +1,14 @@
+# One strict warning set for gcc, clang and MinGW; errors when XMMAP_WERROR is on (CI).
+function(xmmap_set_warnings target)
+  target_compile_options(${target} PRIVATE
+    -Wall -Wextra -Wpedantic -Wconversion -Wsign-conversion -Wshadow -Wstrict-prototypes
+    -Wmissing-prototypes -Wformat=2 -Wundef -Wcast-align -Wvla)
+  if(XMMAP_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(XMMAP_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${XMMAP_SANITIZE} -fno-omit-frame-pointer
+      -fno-sanitize-recover=all)
+    target_link_options(${target} PUBLIC -fsanitize=${XMMAP_SANITIZE})
+  endif()
+endfunction()

@@ -1,0 +1,7 @@
+/* xmmap: the compile-time version (xm_version() gives the run-time one). */
+#ifndef XMMAP_VERSION_H
+#define XMMAP_VERSION_H
+#define XMMAP_VERSION_MAJOR 0
+#define XMMAP_VERSION_MINOR 1
+#define XMMAP_VERSION_PATCH 0
+#endif

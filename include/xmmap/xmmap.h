@@ -1,0 +1,366 @@
+/* xmmap: one memory-mapping API for emulators and VMMs on Linux and Windows. */
+#ifndef XMMAP_XMMAP_H
+#define XMMAP_XMMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "xmmap/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* XM_API marks exported functions. Static linking needs no define; the shared library's CMake
+   target adds XMMAP_DLL for its users so that Windows imports through __declspec(dllimport). */
+#if defined(_WIN32)
+#if defined(XMMAP_BUILDING_DLL)
+#define XM_API __declspec(dllexport)
+#elif defined(XMMAP_DLL)
+#define XM_API __declspec(dllimport)
+#else
+#define XM_API
+#endif
+#elif defined(__GNUC__) && defined(XMMAP_BUILDING)
+#define XM_API __attribute__((visibility("default")))
+#else
+#define XM_API
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Status and errors
+ * Every function that can fail returns XM_OK or a negative XM_E_* status. The values are ABI. */
+/** @{ */
+enum {
+  XM_OK = 0,
+  XM_E_ADD_FD_MAPPING_UNSUPPORTED = -1,  /**< the region cannot take descriptor mappings */
+  XM_E_INVALID_ADDRESS = -2,             /**< requested memory out of range */
+  XM_E_INVALID_ALIGNMENT = -3,           /**< alignment not a power of two, or misaligned access */
+  XM_E_INVALID_ARGUMENT = -4,            /**< NULL or otherwise invalid argument */
+  XM_E_INVALID_OFFSET = -5,              /**< offset out of range of off_t, or not mappable */
+  XM_E_INVALID_RANGE = -6,               /**< offset/count span past the end of the region */
+  XM_E_NOT_IMPLEMENTED = -7,             /**< not available on this platform or architecture */
+  XM_E_NOT_PAGE_ALIGNED = -8,            /**< offset not a multiple of the page / granularity */
+  XM_E_READ_TO_MEMORY = -9,              /**< reading a file into memory failed */
+  XM_E_REMOVE_MAPPING_UNSUPPORTED = -10, /**< the region cannot remove mappings */
+  XM_E_SYSTEM_CALL = -11,                /**< an OS call failed: see xm_os_error() */
+  XM_E_WRITE_FROM_MEMORY = -12,          /**< writing memory to a file failed */
+  XM_E_OUT_OF_BOUNDS = -13,              /**< a slice's end lies outside its memory */
+  XM_E_OVERFLOW = -14,                   /**< address arithmetic would overflow */
+  XM_E_NO_MEMORY = -15,                  /**< the library's own allocation failed */
+  XM_E_FAULT = -16,                      /**< a fault-safe copy hit a page that is gone */
+  XM_E_EXISTS = -17,                     /**< a no-replace fixed mapping found the range in use */
+  XM_E_ACCESS = -18,                     /**< the mapping's protection forbids this access */
+};
+/** Fixed text for a status (crosvm's wording); never NULL, also for unknown values. */
+XM_API const char *xm_strerror(int status);
+/** This thread's last failure with its details; "" when this thread has not failed yet. */
+XM_API const char *xm_errmsg(void);
+/** errno / GetLastError() of this thread's last failure; 0 when that failure made no OS call. */
+XM_API int xm_os_error(void);
+/** @} */
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name System facts (each computed once, thread-safe) */
+/** @{ */
+XM_API size_t xm_page_size(void);
+/** 64 KiB on Windows; the page size on POSIX. Offsets and arena ranges are multiples of it. */
+XM_API size_t xm_allocation_granularity(void);
+/** The cache-flush granule, never larger than the real line. */
+XM_API size_t xm_cacheline_size(void);
+/** "posix" or "windows". */
+XM_API const char *xm_backend_name(void);
+/** One of "clwb", "clflushopt", "clflush", "dc cvac", "dcbst", "cbo.clean", "none".
+    The environment variable XMMAP_FLUSH=clflush|clflushopt|clwb forces an x86 variant. */
+XM_API const char *xm_flush_method(void);
+/** Where xm_cacheline_size() came from: "cpuid", "ctr_el0", "hwprobe", "sysconf", "auxv",
+    "GetLogicalProcessorInformation" or "assumed". */
+XM_API const char *xm_cacheline_source(void);
+/** The library's version, "MAJOR.MINOR.PATCH". */
+XM_API const char *xm_version(void);
+/** @} */
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Descriptors and protection */
+/** @{ */
+#ifdef _WIN32
+typedef void *xm_descriptor; /**< a HANDLE */
+#else
+typedef int xm_descriptor; /**< a file descriptor */
+#endif
+typedef unsigned xm_prot;
+#define XM_PROT_NONE 0u
+#define XM_PROT_READ 1u
+#define XM_PROT_WRITE 2u
+#define XM_PROT_READ_WRITE 3u
+/** True when every access in other is allowed by self. */
+XM_API bool xm_prot_allows(xm_prot self, xm_prot other);
+/** @} */
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Shared memory: a memfd on Linux (shm_open elsewhere), a pagefile section on Windows.
+ * Descriptors and handles the library creates are close-on-exec / non-inheritable. */
+/** @{ */
+typedef struct xm_shm xm_shm;
+/** Creates a shared-memory object of size bytes. debug_name shows in /proc/self/fd on Linux. */
+XM_API int xm_shm_new(const char *debug_name, uint64_t size, xm_shm **out);
+/** Duplicates the descriptor (close-on-exec / non-inheritable); same size. */
+XM_API int xm_shm_clone(const xm_shm *shm, xm_shm **out);
+/** Adopts a received descriptor (fd or section handle), taking ownership of it. size 0 = query. */
+XM_API int xm_shm_from_descriptor(xm_descriptor d, uint64_t size, xm_shm **out);
+XM_API uint64_t xm_shm_size(const xm_shm *shm);
+/** The fd, or on Windows the section handle; stays owned by shm. */
+XM_API xm_descriptor xm_shm_descriptor(const xm_shm *shm);
+XM_API void xm_shm_free(xm_shm *shm);
+#define XM_SEAL_SEAL 1u
+#define XM_SEAL_SHRINK 2u
+#define XM_SEAL_GROW 4u
+#define XM_SEAL_WRITE 8u
+#define XM_SEAL_FUTURE_WRITE 16u
+/** XM_E_NOT_IMPLEMENTED where the system has no seals (Windows, shm_open). */
+XM_API int xm_shm_get_seals(const xm_shm *shm, unsigned *seals);
+XM_API int xm_shm_add_seals(xm_shm *shm, unsigned seals);
+/** @} */
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Building a mapping (crosvm MemoryMappingBuilder)
+ * No descriptor means an anonymous shared mapping. Size 0 is a valid empty mapping (no OS call,
+ * pointer NULL). Validation runs before any OS call. */
+/** @{ */
+typedef struct xm_mapping xm_mapping;
+/** A builder is a plain value: copy it, reuse it. Its members are private; its size is ABI. */
+typedef struct xm_builder {
+  struct {
+    size_t size;
+    uint64_t offset;
+    uint64_t align;
+    xm_descriptor descriptor;
+    const xm_shm *shm;
+    void *fixed_addr;
+    size_t guard_pages;
+    size_t huge_page_size;
+    unsigned source; /* anonymous, file, shm or descriptor */
+    xm_prot prot;
+    unsigned flags;
+  } _private;
+  uint64_t _reserved[8];
+} xm_builder;
+XM_API xm_builder xm_builder_new(size_t size);
+/** Maps a file: a file fd, or on Windows a file HANDLE (the mapping keeps its own duplicate). */
+XM_API void xm_builder_from_file(xm_builder *b, xm_descriptor file);
+XM_API void xm_builder_from_shm(xm_builder *b, const xm_shm *shm);
+/** POSIX: any mappable fd; Windows: a section (file-mapping) handle. */
+XM_API void xm_builder_from_descriptor(xm_builder *b, xm_descriptor d);
+/** Offset into the file or object; default 0. */
+XM_API void xm_builder_offset(xm_builder *b, uint64_t offset);
+/** Default XM_PROT_READ_WRITE. */
+XM_API void xm_builder_protection(xm_builder *b, xm_prot prot);
+/** Aligns the mapping's base to a power of two (on Windows too). */
+XM_API void xm_builder_align(xm_builder *b, uint64_t alignment);
+/** Pre-faults the pages (anonymous, shm and file mappings). */
+XM_API void xm_builder_populate(xm_builder *b);
+/** Excludes the mapping from core dumps (MADV_DONTDUMP); opt-in, unlike crosvm. */
+XM_API void xm_builder_dontdump(xm_builder *b);
+/** Copy-on-write: MAP_PRIVATE / FILE_MAP_COPY; writes never reach the file. */
+XM_API void xm_builder_private(xm_builder *b);
+/** Size = file size - offset (fstat / GetFileSizeEx at build time). */
+XM_API void xm_builder_to_end_of_file(xm_builder *b);
+/** pages inaccessible pages before and after the mapping. */
+XM_API void xm_builder_guard_pages(xm_builder *b, size_t pages);
+/** Maps exactly at addr, failing with XM_E_EXISTS if any of the range is in use. */
+XM_API void xm_builder_fixed_noreplace(xm_builder *b, void *addr);
+/** Huge pages of page_size bytes (0 = the system default): MAP_HUGETLB / SEC_LARGE_PAGES. */
+XM_API void xm_builder_huge_pages(xm_builder *b, size_t page_size);
+XM_API int xm_builder_build(const xm_builder *b, xm_mapping **out);
+/** @} */
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Volatile slices (crosvm VolatileSlice); the layout of struct iovec on POSIX */
+/** @{ */
+typedef struct xm_slice {
+  void *addr;
+  size_t size;
+} xm_slice;
+/** [offset, offset + count) of s: XM_E_OVERFLOW or XM_E_OUT_OF_BOUNDS with details. */
+XM_API int xm_slice_sub(xm_slice s, size_t offset, size_t count, xm_slice *out);
+/** s advanced by count bytes. */
+XM_API int xm_slice_offset(xm_slice s, size_t count, xm_slice *out);
+XM_API void xm_slice_write_bytes(xm_slice s, uint8_t value);
+/** Copies min(s.size, len) bytes out of the slice; returns the count. */
+XM_API size_t xm_slice_copy_to(xm_slice s, void *buf, size_t len);
+/** Copies min(s.size, len) bytes into the slice; returns the count. */
+XM_API size_t xm_slice_copy_from(xm_slice s, const void *buf, size_t len);
+/** Copies min(src.size, dst.size) bytes; overlap-safe. */
+XM_API size_t xm_slice_copy_to_slice(xm_slice src, xm_slice dst);
+XM_API bool xm_slice_is_all_zero(xm_slice s);
+/** @} */
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name The mapping (crosvm MemoryMapping)
+ * Accessors, flush, msync and advice may run from many threads at once; freeing must not race
+ * with them. The checked accessors below are inline: one compare beyond the copy. */
+/** @{ */
+
+/** The documented public prefix of struct xm_mapping that the inline accessors read. A limit is
+    the mapping's size when the whole mapping allows that access, else 0 (slow, exact path). */
+typedef struct xm_mapping_prefix {
+  unsigned char *base; /**< xm_mapping_ptr() */
+  size_t size;         /**< xm_mapping_size() */
+  size_t read_limit;   /**< size if the whole mapping is readable, else 0 */
+  size_t write_limit;  /**< size if the whole mapping is writable, else 0 */
+} xm_mapping_prefix;
+
+XM_API void *xm_mapping_ptr(const xm_mapping *m);
+XM_API size_t xm_mapping_size(const xm_mapping *m);
+XM_API void xm_mapping_free(xm_mapping *m);
+/** Durable flush of the whole mapping (msync MS_SYNC / FlushViewOfFile + FlushFileBuffers). */
+XM_API int xm_mapping_msync(const xm_mapping *m);
+/** Cleans every cache line of [offset, offset + len) to the point of coherency, then a barrier. */
+XM_API int xm_mapping_flush_region(const xm_mapping *m, size_t offset, size_t len);
+XM_API int xm_mapping_flush_all(const xm_mapping *m);
+/** One access of size 1, 2, 4 or 8 at a naturally aligned offset, preceded by a full fence. */
+XM_API int xm_mapping_write_obj_volatile(const xm_mapping *m, const void *obj, size_t size, size_t offset);
+XM_API int xm_mapping_read_obj_volatile(const xm_mapping *m, void *obj, size_t size, size_t offset);
+
+/* The out-of-line halves of the checked accessors: the exact status for what the fast path
+   does not take. Not for direct use. */
+XM_API int xm__mapping_write_slice_slow(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied);
+XM_API int xm__mapping_read_slice_slow(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied);
+XM_API int xm__mapping_write_obj_slow(const xm_mapping *m, const void *obj, size_t size, size_t offset);
+XM_API int xm__mapping_read_obj_slow(const xm_mapping *m, void *obj, size_t size, size_t offset);
+XM_API int xm__mapping_get_slice_slow(const xm_mapping *m, size_t offset, size_t count, xm_slice *out);
+
+/** Copies min(len, size - offset) bytes from buf at offset; offset > size is XM_E_INVALID_ADDRESS.
+    m must not be NULL (undefined behaviour on this hot path). copied may be NULL. */
+static inline int xm_mapping_write_slice(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied) {
+  const xm_mapping_prefix *p = (const xm_mapping_prefix *)(const void *)m;
+  if (offset < p->write_limit) {
+    size_t n = p->write_limit - offset < len ? p->write_limit - offset : len;
+    memcpy(p->base + offset, buf, n);
+    if (copied) *copied = n;
+    return XM_OK;
+  }
+  return xm__mapping_write_slice_slow(m, buf, len, offset, copied);
+}
+/** Copies min(len, size - offset) bytes at offset into buf; offset > size is XM_E_INVALID_ADDRESS. */
+static inline int xm_mapping_read_slice(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied) {
+  const xm_mapping_prefix *p = (const xm_mapping_prefix *)(const void *)m;
+  if (offset < p->read_limit) {
+    size_t n = p->read_limit - offset < len ? p->read_limit - offset : len;
+    memcpy(buf, p->base + offset, n);
+    if (copied) *copied = n;
+    return XM_OK;
+  }
+  return xm__mapping_read_slice_slow(m, buf, len, offset, copied);
+}
+/** Writes the whole object at offset (unaligned is fine) or fails with XM_E_INVALID_ADDRESS. */
+static inline int xm_mapping_write_obj(const xm_mapping *m, const void *obj, size_t size, size_t offset) {
+  const xm_mapping_prefix *p = (const xm_mapping_prefix *)(const void *)m;
+  if (offset < p->write_limit && size <= p->write_limit - offset) {
+    memcpy(p->base + offset, obj, size);
+    return XM_OK;
+  }
+  return xm__mapping_write_obj_slow(m, obj, size, offset);
+}
+/** Reads the whole object at offset (unaligned is fine) or fails with XM_E_INVALID_ADDRESS. */
+static inline int xm_mapping_read_obj(const xm_mapping *m, void *obj, size_t size, size_t offset) {
+  const xm_mapping_prefix *p = (const xm_mapping_prefix *)(const void *)m;
+  if (offset < p->read_limit && size <= p->read_limit - offset) {
+    memcpy(obj, p->base + offset, size);
+    return XM_OK;
+  }
+  return xm__mapping_read_obj_slow(m, obj, size, offset);
+}
+/** The slice [offset, offset + count): XM_E_OVERFLOW or XM_E_OUT_OF_BOUNDS with details. */
+static inline int xm_mapping_get_slice(const xm_mapping *m, size_t offset, size_t count, xm_slice *out) {
+  const xm_mapping_prefix *p = (const xm_mapping_prefix *)(const void *)m;
+  if (offset < p->size && count <= p->size - offset) {
+    out->addr = p->base + offset;
+    out->size = count;
+    return XM_OK;
+  }
+  return xm__mapping_get_slice_slow(m, offset, count, out);
+}
+#define XM_READ_OBJ(m, offset, ptr) xm_mapping_read_obj((m), (ptr), sizeof *(ptr), (offset))
+#define XM_WRITE_OBJ(m, offset, ptr) xm_mapping_write_obj((m), (ptr), sizeof *(ptr), (offset))
+
+/** Like xm_mapping_read_slice, but a fault inside the mapping (file truncated, I/O error, page
+    made inaccessible) gives XM_E_FAULT with the faulting offset instead of killing the process. */
+XM_API int xm_mapping_read_slice_safe(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied);
+XM_API int xm_mapping_write_slice_safe(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied);
+
+typedef enum xm_sync {
+  XM_SYNC_ASYNC, /**< MS_ASYNC / FlushViewOfFile: schedule write-back */
+  XM_SYNC_SYNC,  /**< MS_SYNC / FlushViewOfFile + FlushFileBuffers: durable on return */
+} xm_sync;
+/** Flushes [offset, offset + len) to the file; the start is rounded down to the page. */
+XM_API int xm_mapping_sync_range(const xm_mapping *m, size_t offset, size_t len, xm_sync mode);
+/** Lowers the protection of a range, or raises it again up to what the mapping was built with. */
+XM_API int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot prot);
+/** @} */
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Regions, external mappings and the arena (crosvm MappedRegion, ExternalMapping,
+ * MemoryMappingArena) */
+/** @{ */
+typedef struct xm_region xm_region;
+/** The mapping's region; lives and dies with the mapping. */
+XM_API xm_region *xm_mapping_region(xm_mapping *m);
+XM_API void *xm_region_ptr(const xm_region *r);
+XM_API size_t xm_region_size(const xm_region *r);
+/** XM_E_ADD_FD_MAPPING_UNSUPPORTED unless the region is an arena. */
+XM_API int xm_region_add_fd_mapping(xm_region *r, size_t offset, size_t size, xm_descriptor d,
+                                    uint64_t d_offset, xm_prot prot);
+/** XM_E_REMOVE_MAPPING_UNSUPPORTED unless the region is an arena. */
+XM_API int xm_region_remove_mapping(xm_region *r, size_t offset, size_t size);
+/** Durable flush of [offset, offset + size); XM_E_INVALID_ADDRESS when it leaves the region. */
+XM_API int xm_region_msync(const xm_region *r, size_t offset, size_t size);
+/** Wraps memory the caller owns; never unmapped by xmmap. Free with xm_region_free. */
+XM_API int xm_external_mapping_new(uint64_t ptr, size_t size, xm_region **out);
+/** Frees only regions made by xm_external_mapping_new. */
+XM_API void xm_region_free(xm_region *r);
+
+typedef struct xm_arena xm_arena;
+/** Reserves size bytes of inaccessible address space. */
+XM_API int xm_arena_new(size_t size, xm_arena **out);
+XM_API int xm_arena_add_anon(xm_arena *a, size_t offset, size_t size, xm_prot prot);
+/** On Windows d is a section handle. */
+XM_API int xm_arena_add_fd(xm_arena *a, size_t offset, size_t size, xm_descriptor d, uint64_t d_offset, xm_prot prot);
+/** Returns the range to inaccessible reserved space: later access faults. */
+XM_API int xm_arena_remove(xm_arena *a, size_t offset, size_t size);
+XM_API xm_region *xm_arena_region(xm_arena *a);
+XM_API void xm_arena_free(xm_arena *a);
+/** @} */
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Advice and locking (crosvm MemoryMappingUnix, MappedRegion::madvise) */
+/** @{ */
+typedef enum xm_advice {
+  XM_ADVICE_NORMAL, XM_ADVICE_RANDOM, XM_ADVICE_SEQUENTIAL, XM_ADVICE_WILLNEED,
+  XM_ADVICE_DONTNEED, XM_ADVICE_REMOVE, XM_ADVICE_DONTFORK, XM_ADVICE_DOFORK,
+  XM_ADVICE_HUGEPAGE, XM_ADVICE_NOHUGEPAGE, XM_ADVICE_DONTDUMP, XM_ADVICE_DODUMP,
+  XM_ADVICE_MERGEABLE, XM_ADVICE_UNMERGEABLE, XM_ADVICE_COLD, XM_ADVICE_PAGEOUT,
+  XM_ADVICE_POPULATE_READ, XM_ADVICE_POPULATE_WRITE,
+} xm_advice;
+XM_API int xm_mapping_advise(const xm_mapping *m, size_t offset, size_t len, xm_advice advice);
+XM_API int xm_region_advise(const xm_region *r, size_t offset, size_t len, xm_advice advice);
+/** MADV_HUGEPAGE on mappings of at least the PMD size; a no-op below it. */
+XM_API int xm_mapping_use_hugepages(const xm_mapping *m);
+XM_API int xm_mapping_use_dontfork(const xm_mapping *m);
+/** Frees the backing store of the range (MADV_REMOVE): later reads return zeros. */
+XM_API int xm_mapping_remove_range(const xm_mapping *m, size_t offset, size_t count);
+/** Starts read-ahead (MADV_WILLNEED / PrefetchVirtualMemory). */
+XM_API int xm_mapping_async_prefetch(const xm_mapping *m, size_t offset, size_t count);
+/** Drops the range's pages from this mapping (MADV_DONTNEED / MEM_RESET on pagefile views). */
+XM_API int xm_mapping_drop_page_cache(const xm_mapping *m, size_t offset, size_t count);
+/** mlock2(MLOCK_ONFAULT); on Windows VirtualLock, which locks at once. */
+XM_API int xm_mapping_lock_on_fault(const xm_mapping *m, size_t offset, size_t count);
+XM_API int xm_mapping_unlock(const xm_mapping *m, size_t offset, size_t count);
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* XMMAP_XMMAP_H */

@@ -1,0 +1,25 @@
+/* The arch contract: how this CPU cleans cache lines to the point of coherency. One file in
+   src/arch/ implements it per architecture; CMake compiles exactly one. */
+#ifndef XMMAP_ARCH_H
+#define XMMAP_ARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Cleans every line in [first, end) stepping by line (first is line-aligned, end > first), then
+   issues the barrier that makes the cleaning complete before later memory accesses. */
+typedef void (*xm__clean_lines_fn)(uintptr_t first, uintptr_t end, size_t line);
+
+struct xm__flush_unit {
+  const char *method;      /* xm_flush_method(): "clwb", "dc cvac", ..., "none" */
+  const char *unsupported; /* NULL, or why user space cannot clean to the point of coherency */
+  size_t line;             /* the architecture's own flush granule; 0 when it reports none */
+  const char *line_source; /* where line came from ("cpuid", "ctr_el0", "hwprobe") */
+  xm__clean_lines_fn clean; /* NULL exactly when unsupported is set */
+};
+
+/* Fills *unit. Called once (flush.c serializes it); may read CPU id registers and the
+   XMMAP_FLUSH environment variable, never faults. */
+void xm__arch_flush_unit(struct xm__flush_unit *unit);
+
+#endif /* XMMAP_ARCH_H */

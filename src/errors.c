@@ -1,0 +1,59 @@
+/* Status texts and the per-thread record of the last failure (xm_errmsg, xm_os_error). */
+#include <stdio.h>
+
+#include "internal.h"
+
+static _Thread_local char last_message[320];
+static _Thread_local int last_os_error;
+
+const char *xm_strerror(int status) {
+  switch (status) {
+  case XM_OK: return "success";
+  case XM_E_ADD_FD_MAPPING_UNSUPPORTED: return "`add_fd_mapping` is unsupported";
+  case XM_E_INVALID_ADDRESS: return "requested memory out of range";
+  case XM_E_INVALID_ALIGNMENT: return "requested alignment is incompatible";
+  case XM_E_INVALID_ARGUMENT: return "invalid argument provided when creating mapping";
+  case XM_E_INVALID_OFFSET: return "requested offset is out of range of off_t";
+  case XM_E_INVALID_RANGE: return "requested memory range spans past the end of the region";
+  case XM_E_NOT_IMPLEMENTED: return "operation is not implemented on platform/architecture";
+  case XM_E_NOT_PAGE_ALIGNED: return "requested memory is not page aligned";
+  case XM_E_READ_TO_MEMORY: return "failed to read from file to memory";
+  case XM_E_REMOVE_MAPPING_UNSUPPORTED: return "`remove_mapping` is unsupported";
+  case XM_E_SYSTEM_CALL: return "mmap related system call failed";
+  case XM_E_WRITE_FROM_MEMORY: return "failed to write from memory to file";
+  case XM_E_OUT_OF_BOUNDS: return "address is out of bounds";
+  case XM_E_OVERFLOW: return "address offset would overflow";
+  case XM_E_NO_MEMORY: return "out of memory";
+  case XM_E_FAULT: return "memory access faulted";
+  case XM_E_EXISTS: return "requested fixed range is already in use";
+  case XM_E_ACCESS: return "access not allowed by the mapping's protection";
+  default: return "unknown xmmap status";
+  }
+}
+
+const char *xm_errmsg(void) { return last_message; }
+
+int xm_os_error(void) { return last_os_error; }
+
+int xm__fail(int status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(last_message, sizeof last_message, fmt, ap);
+  va_end(ap);
+  last_os_error = 0;
+  return status;
+}
+
+int xm__fail_os(int status, int os_error, const char *call) {
+  char text[160];
+  xm__os_error_text(os_error, text, sizeof text);
+  snprintf(last_message, sizeof last_message, "%s: %s (os error %d) (in %s)", xm_strerror(status), text,
+           os_error, call);
+  last_os_error = os_error;
+  return status;
+}
+
+int xm__fail_range(size_t offset, size_t count, size_t region_size) {
+  return xm__fail(XM_E_INVALID_RANGE, "%s: offset=%zu count=%zu region_size=%zu",
+                  xm_strerror(XM_E_INVALID_RANGE), offset, count, region_size);
+}

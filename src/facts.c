@@ -1,0 +1,38 @@
+/* System facts, each read from the OS once and cached (a benign race: every thread computes the
+   same value, and size_t-wide relaxed atomics publish it). */
+#include <stdatomic.h>
+
+#include "internal.h"
+
+static atomic_size_t page_size_cache;
+static atomic_size_t granularity_cache;
+
+size_t xm__page_size(void) {
+  size_t v = atomic_load_explicit(&page_size_cache, memory_order_relaxed);
+  if (v == 0) {
+    v = xm__os_page_size();
+    atomic_store_explicit(&page_size_cache, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+size_t xm__granularity(void) {
+  size_t v = atomic_load_explicit(&granularity_cache, memory_order_relaxed);
+  if (v == 0) {
+    v = xm__os_granularity();
+    atomic_store_explicit(&granularity_cache, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+size_t xm_page_size(void) { return xm__page_size(); }
+size_t xm_allocation_granularity(void) { return xm__granularity(); }
+const char *xm_backend_name(void) { return xm__os_backend_name(); }
+
+#define XM__STR2(x) #x
+#define XM__STR(x) XM__STR2(x)
+const char *xm_version(void) {
+  return XM__STR(XMMAP_VERSION_MAJOR) "." XM__STR(XMMAP_VERSION_MINOR) "." XM__STR(XMMAP_VERSION_PATCH);
+}
+
+bool xm_prot_allows(xm_prot self, xm_prot other) { return (other & ~self & XM_PROT_READ_WRITE) == 0; }

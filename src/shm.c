@@ -1,0 +1,66 @@
+/* Shared-memory objects: a descriptor and its size; the OS work is in the back end. */
+#include <stdlib.h>
+
+#include "internal.h"
+
+static int wrap(xm_descriptor d, uint64_t size, xm_shm **out) {
+  xm_shm *shm = malloc(sizeof *shm);
+  if (!shm) {
+    xm__os_close(d);
+    return xm__fail(XM_E_NO_MEMORY, "out of memory for the shared-memory object");
+  }
+  shm->descriptor = d;
+  shm->size = size;
+  *out = shm;
+  return XM_OK;
+}
+
+int xm_shm_new(const char *debug_name, uint64_t size, xm_shm **out) {
+  if (!out) return xm__fail(XM_E_INVALID_ARGUMENT, "out must not be NULL");
+  if (size > (uint64_t)INT64_MAX)
+    return xm__fail(XM_E_INVALID_ARGUMENT, "size %llu is past the off_t range", (unsigned long long)size);
+  xm_descriptor d;
+  int rc = xm__os_shm_create(debug_name ? debug_name : "xmmap", size, &d);
+  if (rc) return rc;
+  return wrap(d, size, out);
+}
+
+int xm_shm_clone(const xm_shm *shm, xm_shm **out) {
+  if (!shm || !out) return xm__fail(XM_E_INVALID_ARGUMENT, "shm and out must not be NULL");
+  xm_descriptor d;
+  int rc = xm__os_dup(shm->descriptor, &d);
+  if (rc) return rc;
+  return wrap(d, shm->size, out);
+}
+
+int xm_shm_from_descriptor(xm_descriptor d, uint64_t size, xm_shm **out) {
+  if (!out) return xm__fail(XM_E_INVALID_ARGUMENT, "out must not be NULL");
+  int rc = xm__os_check_descriptor(XM__SOURCE_SHM, d);
+  if (rc) return rc;
+  if (size == 0) {
+    rc = xm__os_descriptor_size(XM__SOURCE_SHM, d, &size);
+    if (rc) return rc;
+  }
+  return wrap(d, size, out);
+}
+
+uint64_t xm_shm_size(const xm_shm *shm) { return shm ? shm->size : 0; }
+xm_descriptor xm_shm_descriptor(const xm_shm *shm) { return shm ? shm->descriptor : xm__os_no_descriptor(); }
+
+void xm_shm_free(xm_shm *shm) {
+  if (!shm) return;
+  xm__os_close(shm->descriptor);
+  free(shm);
+}
+
+int xm_shm_get_seals(const xm_shm *shm, unsigned *seals) {
+  if (!shm || !seals) return xm__fail(XM_E_INVALID_ARGUMENT, "shm and seals must not be NULL");
+  return xm__os_shm_get_seals(shm->descriptor, seals);
+}
+
+int xm_shm_add_seals(xm_shm *shm, unsigned seals) {
+  if (!shm) return xm__fail(XM_E_INVALID_ARGUMENT, "shm must not be NULL");
+  if (seals & ~(XM_SEAL_SEAL | XM_SEAL_SHRINK | XM_SEAL_GROW | XM_SEAL_WRITE | XM_SEAL_FUTURE_WRITE))
+    return xm__fail(XM_E_INVALID_ARGUMENT, "unknown seal bits 0x%x", seals);
+  return xm__os_shm_add_seals(shm->descriptor, seals);
+}
