@@ -197,14 +197,17 @@ static void unmap_part(uintptr_t from, uintptr_t to) {
   if (to > from) munmap((void *)from, to - from);
 }
 
-/* Best-effort pre-faulting: MADV_POPULATE_* where the kernel has it, else touching each page. */
-static void populate(void *addr, size_t len, xm_prot prot, bool file) {
+/* Best-effort pre-faulting with MADV_POPULATE_* (Linux 5.14+). Where the kernel lacks it, only
+   anonymous memory is touched by hand: a file or shm page past the end would raise SIGBUS. */
+static void populate(void *addr, size_t len, xm_prot prot, enum xm__source source) {
   if (prot == XM_PROT_NONE) return;
-  int advice = (file || !(prot & XM_PROT_WRITE)) ? MADV_POPULATE_READ : MADV_POPULATE_WRITE;
-  if (madvise(addr, len, advice) == 0) return;
-  if (!(prot & XM_PROT_READ)) return;
+  int advice = (source == XM__SOURCE_FILE || !(prot & XM_PROT_WRITE)) ? MADV_POPULATE_READ : MADV_POPULATE_WRITE;
+  if (madvise(addr, len, advice) == 0 || errno != EINVAL || source != XM__SOURCE_ANON) return;
   size_t page = xm__page_size();
-  for (size_t i = 0; i < len; i += page) (void)*(volatile unsigned char *)((unsigned char *)addr + i);
+  if (prot & XM_PROT_WRITE)
+    for (size_t i = 0; i < len; i += page) *(volatile unsigned char *)((unsigned char *)addr + i) = 0;
+  else
+    for (size_t i = 0; i < len; i += page) (void)*(volatile unsigned char *)((unsigned char *)addr + i);
 }
 
 static size_t log2_size(size_t v) {
@@ -291,7 +294,7 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
     reservation_len = size;
   }
   if (req->flags & XM__OPT_DONTDUMP) (void)madvise(p, size, MADV_DONTDUMP);
-  if (req->flags & XM__OPT_POPULATE) populate(p, size, req->prot, req->source == XM__SOURCE_FILE);
+  if (req->flags & XM__OPT_POPULATE) populate(p, size, req->prot, req->source);
 
   view->base = p;
   view->size = size;

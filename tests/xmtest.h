@@ -1,0 +1,176 @@
+/* Shared test helpers: cmocka, temporary files, skip-with-reason and leak snapshots, on POSIX and
+   Windows alike. Tests may use #ifdef _WIN32; the library's front end may not. */
+#ifndef XMMAP_XMTEST_H
+#define XMMAP_XMTEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "xmmap/xmmap.h"
+
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#else
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
+/* A skipped test says why, from a feature probe, in its output. */
+#define XT_SKIP(...)                                                                               \
+  do {                                                                                             \
+    print_message("[  SKIP    ] ");                                                                \
+    print_message(__VA_ARGS__);                                                                    \
+    print_message("\n");                                                                           \
+    skip();                                                                                        \
+  } while (0)
+
+/* Asserts a status and, on mismatch, shows the library's message. */
+#define XT_STATUS(expected, call)                                                                  \
+  do {                                                                                             \
+    int xt_rc_ = (call);                                                                           \
+    if (xt_rc_ != (expected))                                                                      \
+      print_message("%s -> %d (%s), expected %d\n", #call, xt_rc_, xm_errmsg(), (int)(expected));  \
+    assert_int_equal(xt_rc_, (expected));                                                          \
+  } while (0)
+#define XT_OK(call) XT_STATUS(XM_OK, call)
+
+static inline void xt_assert_errmsg_has(const char *needle) {
+  const char *msg = xm_errmsg();
+  if (!strstr(msg, needle)) print_message("xm_errmsg() = \"%s\" lacks \"%s\"\n", msg, needle);
+  assert_non_null(strstr(msg, needle));
+}
+
+static inline xm_mapping *xt_anon(size_t size) {
+  xm_builder b = xm_builder_new(size);
+  xm_mapping *m = NULL;
+  XT_OK(xm_builder_build(&b, &m));
+  return m;
+}
+
+/* ---- temporary files ---------------------------------------------------------------------- */
+#ifdef _WIN32
+#define XT_NO_FILE NULL
+static inline void xt_temp_path(wchar_t path[MAX_PATH]) {
+  wchar_t dir[MAX_PATH];
+  GetTempPathW(MAX_PATH, dir);
+  GetTempFileNameW(dir, L"xmt", 0, path);
+}
+/* A temporary file holding len bytes of data, opened read-write (or read-only); deleted on close. */
+static inline xm_descriptor xt_temp_file(const void *data, size_t len, int writable) {
+  wchar_t path[MAX_PATH];
+  xt_temp_path(path);
+  HANDLE h = CreateFileW(path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                         NULL, CREATE_ALWAYS, FILE_ATTRIBUTE_TEMPORARY, NULL);
+  assert_true(h != INVALID_HANDLE_VALUE);
+  DWORD done = 0;
+  if (len) assert_true(WriteFile(h, data, (DWORD)len, &done, NULL) && done == len);
+  if (!writable) {
+    HANDLE ro = CreateFileW(path, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                            OPEN_EXISTING, FILE_FLAG_DELETE_ON_CLOSE, NULL);
+    assert_true(ro != INVALID_HANDLE_VALUE);
+    CloseHandle(h);
+    return ro;
+  }
+  CloseHandle(h);
+  h = CreateFileW(path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                  OPEN_EXISTING, FILE_FLAG_DELETE_ON_CLOSE, NULL);
+  assert_true(h != INVALID_HANDLE_VALUE);
+  return h;
+}
+static inline void xt_close(xm_descriptor d) { CloseHandle(d); }
+/* Reads len bytes at offset through ordinary file I/O, not the mapping. */
+static inline void xt_pread(xm_descriptor d, void *buf, size_t len, uint64_t offset) {
+  OVERLAPPED ov;
+  memset(&ov, 0, sizeof ov);
+  ov.Offset = (DWORD)offset;
+  ov.OffsetHigh = (DWORD)(offset >> 32);
+  DWORD done = 0;
+  assert_true(ReadFile(d, buf, (DWORD)len, &done, &ov));
+  assert_int_equal(done, len);
+}
+#else
+#define XT_NO_FILE (-1)
+static inline xm_descriptor xt_temp_file(const void *data, size_t len, int writable) {
+  const char *dir = getenv("TMPDIR");
+  char path[512];
+  snprintf(path, sizeof path, "%s/xmmap-test-XXXXXX", dir && *dir ? dir : "/tmp");
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = write(fd, (const char *)data + done, len - done);
+    assert_true(n > 0);
+    done += (size_t)n;
+  }
+  if (!writable) {
+    int ro = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(ro >= 0);
+    close(fd);
+    fd = ro;
+  }
+  unlink(path);
+  return fd;
+}
+static inline void xt_close(xm_descriptor d) { close(d); }
+static inline void xt_pread(xm_descriptor d, void *buf, size_t len, uint64_t offset) {
+  assert_int_equal(pread(d, buf, len, (off_t)offset), (ssize_t)len);
+}
+#endif
+
+/* ---- leak snapshots: mappings and descriptors/handles the process holds ------------------- */
+typedef struct xt_snapshot {
+  long mappings;
+  long handles;
+} xt_snapshot;
+
+#ifdef _WIN32
+long xm__test_open_handles(void); /* the Windows back end's own handle count (test builds) */
+static inline xt_snapshot xt_snap(void) {
+  xt_snapshot s = {0, xm__test_open_handles()};
+  MEMORY_BASIC_INFORMATION mbi;
+  unsigned char *p = NULL;
+  while (VirtualQuery(p, &mbi, sizeof mbi) == sizeof mbi) {
+    if (mbi.State != MEM_FREE) s.mappings++;
+    p = (unsigned char *)mbi.BaseAddress + mbi.RegionSize;
+    if ((uintptr_t)p < (uintptr_t)mbi.BaseAddress) break;
+  }
+  return s;
+}
+#else
+static inline xt_snapshot xt_snap(void) {
+  xt_snapshot s = {0, 0};
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (f) {
+    int c;
+    while ((c = fgetc(f)) != EOF)
+      if (c == '\n') s.mappings++;
+    fclose(f);
+  }
+  DIR *d = opendir("/proc/self/fd");
+  if (d) {
+    while (readdir(d)) s.handles++;
+    closedir(d);
+  }
+  return s;
+}
+#endif
+
+static inline void xt_assert_same(xt_snapshot before, xt_snapshot after) {
+  if (before.mappings != after.mappings || before.handles != after.handles)
+    print_message("leak: mappings %ld -> %ld, handles %ld -> %ld\n", before.mappings, after.mappings,
+                  before.handles, after.handles);
+  assert_int_equal(before.mappings, after.mappings);
+  assert_int_equal(before.handles, after.handles);
+}
+
+#endif /* XMMAP_XMTEST_H */
