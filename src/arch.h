@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Cleans every line in [first, end) stepping by line (first is line-aligned, end > first), then
+/* Cleans every line in [first, end) stepping by line (first and end are line-aligned and differ;
+   end is 0 when the range reaches the top of the address space, so loops compare with !=), then
    issues the barrier that makes the cleaning complete before later memory accesses. */
 typedef void (*xm__clean_lines_fn)(uintptr_t first, uintptr_t end, size_t line);
 

@@ -12,7 +12,9 @@
 /* ---- errors (errors.c) ------------------------------------------------------------------- */
 /* Records status with a formatted detail message for this thread and returns status. */
 int xm__fail(int status, const char *fmt, ...)
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+    __attribute__((format(gnu_printf, 2, 3))) /* MinGW's printf family is C99 with __USE_MINGW_ANSI_STDIO */
+#elif defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;

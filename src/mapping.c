@@ -428,16 +428,16 @@ static int lock_range(const xm_mapping *m, size_t offset, size_t count, void **a
 }
 
 int xm_mapping_lock_on_fault(const xm_mapping *m, size_t offset, size_t count) {
-  void *addr;
-  size_t len;
+  void *addr = NULL;
+  size_t len = 0;
   int rc = lock_range(m, offset, count, &addr, &len);
   if (rc || len == 0) return rc;
   return xm__os_lock(addr, len);
 }
 
 int xm_mapping_unlock(const xm_mapping *m, size_t offset, size_t count) {
-  void *addr;
-  size_t len;
+  void *addr = NULL;
+  size_t len = 0;
   int rc = lock_range(m, offset, count, &addr, &len);
   if (rc || len == 0) return rc;
   return xm__os_unlock(addr, len);

@@ -1,0 +1,11 @@
+/* The 32-bit Arm flush unit: none, because user space cannot clean to the point of coherency. */
+#include "arch.h"
+
+void xm__arch_flush_unit(struct xm__flush_unit *unit) {
+  /* CP15 cache maintenance traps at EL0, and the cacheflush syscall only reaches the PoU. */
+  unit->method = "none";
+  unit->unsupported = "Userspace cannot flush to PoC";
+  unit->line = 0;
+  unit->line_source = NULL;
+  unit->clean = NULL;
+}

@@ -1,0 +1,75 @@
+/* The riscv64 flush unit: Zicbom cbo.clean, used only when the kernel reports it and its block
+   size through riscv_hwprobe; otherwise none, with the reason (never a SIGILL). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* syscall() */
+#endif
+#include <errno.h>
+#include <unistd.h>
+
+#include "arch.h"
+
+/* From the kernel's uapi <asm/hwprobe.h>, which older distributions' headers lack. */
+#define XM__NR_RISCV_HWPROBE 258
+#define XM__HWPROBE_KEY_IMA_EXT_0 4
+#define XM__HWPROBE_EXT_ZICBOM (UINT64_C(1) << 55)
+#define XM__HWPROBE_KEY_ZICBOM_BLOCK_SIZE 12
+
+struct xm__hwprobe_pair {
+  int64_t key; /* set to -1 by the kernel when it does not know the key */
+  uint64_t value;
+};
+
+/* cbo.clean rs1 is MISC-MEM (0x0f), funct3 2, rd x0, imm 1; emitted with .insn because the
+   assembler only knows the mnemonic with a Zicbom -march. Loops compare with != so that end may
+   be 0 when the range ends at the top of the address space. */
+static void clean_cbo_clean(uintptr_t first, uintptr_t end, size_t line) {
+  uintptr_t p = first;
+  do {
+    __asm__ volatile(".insn i 0x0f, 2, x0, %0, 1" : : "r"(p) : "memory");
+    p += line;
+  } while (p != end);
+  /* Cache-block operations are ordered by FENCE like stores; the I/O bits also order them before
+     later device accesses (a doorbell), since the reader may be a device. */
+  __asm__ volatile("fence iorw, iorw" : : : "memory");
+}
+
+static void set_unsupported(struct xm__flush_unit *unit, const char *why) {
+  unit->method = "none";
+  unit->unsupported = why;
+  unit->line = 0;
+  unit->line_source = NULL;
+  unit->clean = NULL;
+}
+
+void xm__arch_flush_unit(struct xm__flush_unit *unit) {
+  struct xm__hwprobe_pair pairs[2] = {
+      {XM__HWPROBE_KEY_IMA_EXT_0, 0},
+      {XM__HWPROBE_KEY_ZICBOM_BLOCK_SIZE, 0},
+  };
+  /* cpusetsize 0 and cpus NULL ask about all online CPUs: an extension is reported only when
+     every CPU has it. */
+  long rc = syscall(XM__NR_RISCV_HWPROBE, pairs, (size_t)2, (size_t)0, (void *)0, 0u);
+  if (rc != 0) {
+    if (errno == ENOSYS)
+      set_unsupported(unit, "the kernel has no riscv_hwprobe system call, so Zicbom (cbo.clean) "
+                            "cannot be detected");
+    else
+      set_unsupported(unit, "riscv_hwprobe failed, so Zicbom (cbo.clean) cannot be detected");
+    return;
+  }
+  if (pairs[0].key != XM__HWPROBE_KEY_IMA_EXT_0 || (pairs[0].value & XM__HWPROBE_EXT_ZICBOM) == 0) {
+    set_unsupported(unit, "riscv_hwprobe does not report Zicbom (cbo.clean) on every CPU");
+    return;
+  }
+  uint64_t block = pairs[1].value;
+  if (pairs[1].key != XM__HWPROBE_KEY_ZICBOM_BLOCK_SIZE || block == 0 || (block & (block - 1)) != 0 ||
+      block > 4096) {
+    set_unsupported(unit, "riscv_hwprobe reports Zicbom but no usable Zicbom block size");
+    return;
+  }
+  unit->method = "cbo.clean";
+  unit->unsupported = NULL;
+  unit->line = (size_t)block;
+  unit->line_source = "hwprobe";
+  unit->clean = clean_cbo_clean;
+}

@@ -1,0 +1,136 @@
+/* The x86 flush unit (x86_64 and i686, gcc/clang and MinGW-w64): clwb > clflushopt > clflush. */
+#include <cpuid.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch.h"
+
+/* CPUID bits, spelled out so that older <cpuid.h> headers (which lack some names) still work. */
+#define XM__CPUID1_EDX_CLFSH (1u << 19)
+#define XM__CPUID1_EDX_SSE2 (1u << 26)
+#define XM__CPUID7_EBX_CLFLUSHOPT (1u << 23)
+#define XM__CPUID7_EBX_CLWB (1u << 24)
+
+/* The instructions are emitted by encoding so that no -mclwb / -mclflushopt flag (which would let
+   the compiler use those extensions anywhere) and no recent assembler is needed:
+   clflushopt = 66 0F AE /7 (clflush with a 66 prefix), clwb = 66 0F AE /6 (xsaveopt with a 66
+   prefix). The "memory" clobber keeps every earlier store to the line ahead of its flush even
+   after inlining. Loops run first, first + line, ... until they reach end; comparing with !=
+   lets end be 0 when the range ends at the very top of the address space. */
+static void clean_clwb(uintptr_t first, uintptr_t end, size_t line) {
+  uintptr_t p = first;
+  do {
+    __asm__ volatile(".byte 0x66; xsaveopt %0" : : "m"(*(const volatile char *)p) : "memory");
+    p += line;
+  } while (p != end);
+  /* clwb and clflushopt are weakly ordered: sfence orders them before later stores. */
+  __asm__ volatile("sfence" : : : "memory");
+}
+
+static void clean_clflushopt(uintptr_t first, uintptr_t end, size_t line) {
+  uintptr_t p = first;
+  do {
+    __asm__ volatile(".byte 0x66; clflush %0" : : "m"(*(const volatile char *)p) : "memory");
+    p += line;
+  } while (p != end);
+  __asm__ volatile("sfence" : : : "memory");
+}
+
+/* clflush is ordered with stores already; mfence also orders it before later loads. */
+static void clean_clflush(uintptr_t first, uintptr_t end, size_t line) {
+  uintptr_t p = first;
+  do {
+    __asm__ volatile("clflush %0" : : "m"(*(const volatile char *)p) : "memory");
+    p += line;
+  } while (p != end);
+  __asm__ volatile("mfence" : : : "memory");
+}
+
+#if defined(__i386__)
+/* A 32-bit CPU with CLFLUSH but without SSE2 has no mfence: a locked read-modify-write is the
+   full barrier that clflush is also ordered by. */
+static void clean_clflush_locked(uintptr_t first, uintptr_t end, size_t line) {
+  uintptr_t p = first;
+  do {
+    __asm__ volatile("clflush %0" : : "m"(*(const volatile char *)p) : "memory");
+    p += line;
+  } while (p != end);
+  __asm__ volatile("lock; orl $0, (%%esp)" : : : "memory", "cc");
+}
+#endif
+
+static void set_unsupported(struct xm__flush_unit *unit, const char *why) {
+  unit->method = "none";
+  unit->unsupported = why;
+  unit->clean = NULL;
+}
+
+void xm__arch_flush_unit(struct xm__flush_unit *unit) {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  bool has_clflush = false, has_sse2 = false, has_clflushopt = false, has_clwb = false;
+  size_t line = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
+    has_clflush = (edx & XM__CPUID1_EDX_CLFSH) != 0;
+    has_sse2 = (edx & XM__CPUID1_EDX_SSE2) != 0;
+    /* EBX[15:8] is the CLFLUSH line size in 8-byte units, valid only when CLFSH is set. */
+    if (has_clflush) line = (size_t)((ebx >> 8) & 0xffu) * 8u;
+  }
+  /* __get_cpuid_count returns 0 when leaf 7 is above the CPU's maximum leaf. */
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) {
+    has_clflushopt = (ebx & XM__CPUID7_EBX_CLFLUSHOPT) != 0;
+    has_clwb = (ebx & XM__CPUID7_EBX_CLWB) != 0;
+  }
+  unit->line = line;
+  unit->line_source = line ? "cpuid" : NULL;
+
+  const char *want = getenv("XMMAP_FLUSH");
+  if (want != NULL && want[0] != '\0') {
+    if (strcmp(want, "clwb") == 0) {
+      if (!has_clwb) {
+        set_unsupported(unit, "XMMAP_FLUSH=clwb forces CLWB, which this CPU does not have "
+                              "(CPUID.(EAX=7,ECX=0):EBX[24] is clear)");
+        return;
+      }
+      unit->method = "clwb";
+      unit->clean = clean_clwb;
+    } else if (strcmp(want, "clflushopt") == 0) {
+      if (!has_clflushopt) {
+        set_unsupported(unit, "XMMAP_FLUSH=clflushopt forces CLFLUSHOPT, which this CPU does not have "
+                              "(CPUID.(EAX=7,ECX=0):EBX[23] is clear)");
+        return;
+      }
+      unit->method = "clflushopt";
+      unit->clean = clean_clflushopt;
+    } else if (strcmp(want, "clflush") == 0) {
+      if (!has_clflush) {
+        set_unsupported(unit, "XMMAP_FLUSH=clflush forces CLFLUSH, which this CPU does not have "
+                              "(CPUID.1:EDX[19] is clear)");
+        return;
+      }
+      unit->method = "clflush";
+      unit->clean = clean_clflush;
+    } else {
+      set_unsupported(unit, "XMMAP_FLUSH must be one of clflush, clflushopt or clwb");
+      return;
+    }
+  } else if (has_clwb) {
+    unit->method = "clwb";
+    unit->clean = clean_clwb;
+  } else if (has_clflushopt) {
+    unit->method = "clflushopt";
+    unit->clean = clean_clflushopt;
+  } else if (has_clflush) {
+    unit->method = "clflush";
+    unit->clean = clean_clflush;
+  } else {
+    set_unsupported(unit, "this CPU has no CLFLUSH (CPUID.1:EDX[19] is clear)");
+    return;
+  }
+  unit->unsupported = NULL;
+#if defined(__i386__)
+  if (unit->clean == clean_clflush && !has_sse2) unit->clean = clean_clflush_locked;
+#else
+  (void)has_sse2;
+#endif
+}

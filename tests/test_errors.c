@@ -1,0 +1,150 @@
+/* Status texts, per-thread error records, system facts, protection and the version. */
+#include "xmtest.h"
+
+#ifdef _WIN32
+#define THREAD_RET DWORD WINAPI
+#else
+#include <pthread.h>
+#define THREAD_RET void *
+#endif
+
+static void status_texts(void **state) {
+  (void)state;
+  static const struct {
+    int status;
+    const char *text;
+  } table[] = {
+      {XM_OK, "success"},
+      {XM_E_ADD_FD_MAPPING_UNSUPPORTED, "`add_fd_mapping` is unsupported"},
+      {XM_E_INVALID_ADDRESS, "requested memory out of range"},
+      {XM_E_INVALID_ALIGNMENT, "requested alignment is incompatible"},
+      {XM_E_INVALID_ARGUMENT, "invalid argument provided when creating mapping"},
+      {XM_E_INVALID_OFFSET, "requested offset is out of range of off_t"},
+      {XM_E_INVALID_RANGE, "requested memory range spans past the end of the region"},
+      {XM_E_NOT_IMPLEMENTED, "operation is not implemented on platform/architecture"},
+      {XM_E_NOT_PAGE_ALIGNED, "requested memory is not page aligned"},
+      {XM_E_READ_TO_MEMORY, "failed to read from file to memory"},
+      {XM_E_REMOVE_MAPPING_UNSUPPORTED, "`remove_mapping` is unsupported"},
+      {XM_E_SYSTEM_CALL, "mmap related system call failed"},
+      {XM_E_WRITE_FROM_MEMORY, "failed to write from memory to file"},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) assert_string_equal(xm_strerror(table[i].status), table[i].text);
+  /* every status has its own non-empty text; unknown values still get one */
+  for (int s = XM_E_ACCESS; s < 0; s++) {
+    assert_true(strlen(xm_strerror(s)) > 0);
+    for (int t = XM_E_ACCESS; t < s; t++) assert_string_not_equal(xm_strerror(s), xm_strerror(t));
+  }
+  assert_string_equal(xm_strerror(-1000), "unknown xmmap status");
+  assert_string_equal(xm_strerror(5), "unknown xmmap status");
+  /* the ABI values are frozen */
+  assert_int_equal(XM_E_ADD_FD_MAPPING_UNSUPPORTED, -1);
+  assert_int_equal(XM_E_SYSTEM_CALL, -11);
+  assert_int_equal(XM_E_ACCESS, -18);
+}
+
+/* Each status's detail text, as crosvm's Display of the error carries it. */
+static void detail_texts(void **state) {
+  (void)state;
+  xm_mapping *m = xt_anon(4096);
+  uint8_t buf[16];
+  XT_STATUS(XM_E_INVALID_RANGE, xm_mapping_flush_region(m, 60, 8192));
+  assert_string_equal(xm_errmsg(),
+                      "requested memory range spans past the end of the region: offset=60 count=8192 region_size=4096");
+  assert_int_equal(xm_os_error(), 0);
+  xm_slice s;
+  XT_STATUS(XM_E_OUT_OF_BOUNDS, xm_mapping_get_slice(m, 4090, 16, &s));
+  assert_string_equal(xm_errmsg(), "address 0x100a is out of bounds");
+  XT_STATUS(XM_E_INVALID_ADDRESS, xm_mapping_read_slice(m, buf, 1, 4097, NULL));
+  xt_assert_errmsg_has("requested memory out of range");
+  XT_STATUS(XM_E_INVALID_ALIGNMENT, xm_mapping_read_obj_volatile(m, buf, 4, 1));
+  xt_assert_errmsg_has("requested alignment is incompatible");
+  XT_STATUS(XM_E_INVALID_RANGE, xm_mapping_remove_range(m, 4096, 1));
+  xt_assert_errmsg_has("offset=4096 count=1 region_size=4096");
+  xm_mapping_free(m);
+  /* a system-call failure carries the OS text and number */
+  xm_builder b = xm_builder_new(4096);
+  xm_builder_from_file(&b, XT_NO_FILE);
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_builder_build(&b, &m));
+  char want[40];
+  snprintf(want, sizeof want, "(os error %d)", xm_os_error());
+  assert_int_not_equal(xm_os_error(), 0);
+  xt_assert_errmsg_has("mmap related system call failed: ");
+  xt_assert_errmsg_has(want);
+}
+
+static THREAD_RET fail_in_thread(void *arg) {
+  xm_slice whole = {arg, 10}, out;
+  (void)xm_slice_sub(whole, 20, 1, &out); /* this thread's own failure */
+  return 0;
+}
+
+static void errmsg_is_per_thread(void **state) {
+  (void)state;
+  xm_slice whole = {&state, 4}, out;
+  XT_STATUS(XM_E_OUT_OF_BOUNDS, xm_slice_sub(whole, 4, 1, &out));
+  char mine[128];
+  snprintf(mine, sizeof mine, "%s", xm_errmsg());
+#ifdef _WIN32
+  HANDLE t = CreateThread(NULL, 0, fail_in_thread, &state, 0, NULL);
+  assert_non_null(t);
+  WaitForSingleObject(t, INFINITE);
+  CloseHandle(t);
+#else
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, fail_in_thread, &state), 0);
+  pthread_join(t, NULL);
+#endif
+  assert_string_equal(xm_errmsg(), mine); /* the other thread's failure is not ours */
+  assert_string_equal(mine, "address 0x5 is out of bounds");
+}
+
+static void system_facts(void **state) {
+  (void)state;
+  size_t page = xm_page_size(), gran = xm_allocation_granularity();
+  assert_true(page >= 4096 && (page & (page - 1)) == 0);
+  assert_true(gran >= page && gran % page == 0 && (gran & (gran - 1)) == 0);
+#ifdef _WIN32
+  assert_string_equal(xm_backend_name(), "windows");
+  assert_int_equal(gran, 65536);
+#else
+  assert_string_equal(xm_backend_name(), "posix");
+  assert_int_equal(gran, page);
+#endif
+  size_t line = xm_cacheline_size();
+  assert_true(line > 0 && line <= 256 && (line & (line - 1)) == 0);
+  assert_non_null(xm_cacheline_source());
+  static const char *const methods[] = {"clwb", "clflushopt", "clflush", "dc cvac", "dcbst", "cbo.clean", "none"};
+  const char *method = xm_flush_method();
+  int known = 0;
+  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) known |= strcmp(method, methods[i]) == 0;
+  assert_true(known);
+  print_message("page %zu, granularity %zu, line %zu (%s), flush %s, back end %s\n", page, gran, line,
+                xm_cacheline_source(), method, xm_backend_name());
+}
+
+static void version(void **state) {
+  (void)state;
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", XMMAP_VERSION_MAJOR, XMMAP_VERSION_MINOR, XMMAP_VERSION_PATCH);
+  assert_string_equal(xm_version(), want);
+}
+
+static void prot_allows(void **state) {
+  (void)state;
+  const xm_prot all[] = {XM_PROT_NONE, XM_PROT_READ, XM_PROT_WRITE, XM_PROT_READ_WRITE};
+  for (size_t i = 0; i < 4; i++)
+    for (size_t j = 0; j < 4; j++) {
+      bool want = (!(all[j] & XM_PROT_READ) || (all[i] & XM_PROT_READ)) &&
+                  (!(all[j] & XM_PROT_WRITE) || (all[i] & XM_PROT_WRITE));
+      assert_int_equal(xm_prot_allows(all[i], all[j]), want);
+    }
+  assert_int_equal(XM_PROT_READ_WRITE, XM_PROT_READ | XM_PROT_WRITE);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(status_texts),   cmocka_unit_test(detail_texts), cmocka_unit_test(errmsg_is_per_thread),
+      cmocka_unit_test(system_facts),   cmocka_unit_test(version),      cmocka_unit_test(prot_allows),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
