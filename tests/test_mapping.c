@@ -489,6 +489,33 @@ static void guard_pages_and_noreplace(void **state) {
   XT_STATUS(XM_E_NOT_PAGE_ALIGNED, xm_builder_build(&b, &m));
 }
 
+/* File mappings of 64 KiB or more and any mapping of 2 MiB or more start on a 2 MiB boundary,
+   so the kernel can back them with large folios; repeated create/destroy keeps that placement. */
+static void large_folio_placement(void **state) {
+  (void)state;
+#ifdef _WIN32
+  XT_SKIP("large folios are a Linux page-cache feature; Windows views sit at 64 KiB granularity");
+#else
+  const uintptr_t two_mib = 2u << 20;
+  xm_descriptor f = xt_temp_file("", 0, 1);
+  assert_int_equal(ftruncate(f, 1 << 20), 0);
+  for (int round = 0; round < 3; round++) {
+    xm_builder b = xm_builder_new(1 << 20);
+    xm_builder_from_file(&b, f);
+    xm_mapping *m = NULL;
+    XT_OK(xm_builder_build(&b, &m));
+    assert_int_equal((uintptr_t)xm_mapping_ptr(m) % two_mib, 0);
+    xm_mapping *anon = xt_anon(4u << 20);
+    assert_int_equal((uintptr_t)xm_mapping_ptr(anon) % two_mib, 0);
+    xm_mapping_free(anon);
+    xm_mapping_free(m);
+  }
+  xm_mapping *small = xt_anon(64 << 10); /* small anonymous mappings are left where the OS puts them */
+  xm_mapping_free(small);
+  xt_close(f);
+#endif
+}
+
 static void region_interface(void **state) {
   (void)state;
   size_t ps = xm_page_size();
@@ -560,6 +587,7 @@ int main(void) {
       cmocka_unit_test(file_mapping_roundtrip),
       cmocka_unit_test(private_mapping),
       cmocka_unit_test(guard_pages_and_noreplace),
+      cmocka_unit_test(large_folio_placement),
       cmocka_unit_test(region_interface),
       cmocka_unit_test(null_handles),
   };

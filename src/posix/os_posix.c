@@ -219,6 +219,23 @@ static size_t log2_size(size_t v) {
   return n;
 }
 
+enum { FOLIO_ALIGN = 2 << 20, FOLIO_MIN_FILE = 64 << 10 };
+static _Atomic uintptr_t folio_hint; /* where the last large-folio placement went */
+
+/* The options applied after mapping, and the view's record. */
+static void finish_view(struct xm__os_view *view, void *p, size_t size, void *reservation, size_t reservation_len,
+                        const struct xm__map_request *req) {
+  if (req->flags & XM__OPT_DONTDUMP) (void)madvise(p, size, MADV_DONTDUMP);
+  if (req->flags & XM__OPT_POPULATE) populate(p, size, req->prot, req->source);
+  view->base = p;
+  view->size = size;
+  view->reservation = reservation;
+  view->reservation_size = reservation_len;
+  view->file = -1;
+  view->section = NULL;
+  view->flags = 0;
+}
+
 int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
   const size_t page = xm__page_size();
   const bool has_fd = req->source != XM__SOURCE_ANON;
@@ -239,10 +256,30 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
 #endif
   }
 
+  /* Large-folio placement: a file mapping of 64 KiB or more, or any mapping of 2 MiB or more,
+     starts on a 2 MiB boundary so that the kernel can back it with large folios (a 1 MiB file
+     mapping that straddles a boundary takes 256 faults to write instead of 1). Cheaply: the last
+     placed address is tried first with MAP_FIXED_NOREPLACE — free again once that mapping is
+     gone, so create/destroy loops pay no extra call — and only a miss reserves and trims. */
+  const size_t guard = req->guard_size;
+  size_t align = req->align;
+  bool folio_placed = !align && !guard && !fixed && !(req->flags & XM__OPT_HUGE_PAGES) &&
+                      (size >= FOLIO_ALIGN || (req->source == XM__SOURCE_FILE && size >= FOLIO_MIN_FILE));
+  if (folio_placed) {
+    uintptr_t hint = atomic_load_explicit(&folio_hint, memory_order_relaxed);
+    if (hint) {
+      void *p = sys_mmap((void *)hint, size, prot, flags | MAP_FIXED_NOREPLACE, fd, req->offset);
+      if (p == (void *)hint) {
+        finish_view(view, p, size, p, size, req);
+        return XM_OK;
+      }
+      if (p != MAP_FAILED) munmap(p, size); /* NOREPLACE taken as a mere hint (qemu-user, old kernels) */
+    }
+    align = FOLIO_ALIGN;
+  }
+
   /* Where to put it: a PROT_NONE reservation when the placement needs one (alignment, guard
      pages, a fixed address); the mapping then replaces its middle with MAP_FIXED. */
-  const size_t guard = req->guard_size;
-  const size_t align = req->align;
   void *reservation = NULL;
   size_t reservation_len = 0;
   uintptr_t target = 0;
@@ -293,16 +330,8 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
     reservation = p;
     reservation_len = size;
   }
-  if (req->flags & XM__OPT_DONTDUMP) (void)madvise(p, size, MADV_DONTDUMP);
-  if (req->flags & XM__OPT_POPULATE) populate(p, size, req->prot, req->source);
-
-  view->base = p;
-  view->size = size;
-  view->reservation = reservation;
-  view->reservation_size = reservation_len;
-  view->file = -1;
-  view->section = NULL;
-  view->flags = 0;
+  if (folio_placed) atomic_store_explicit(&folio_hint, (uintptr_t)p, memory_order_relaxed);
+  finish_view(view, p, size, reservation, reservation_len, req);
   return XM_OK;
 }
 
