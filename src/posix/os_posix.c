@@ -250,6 +250,8 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
       return xm__fail(XM_E_NOT_IMPLEMENTED, "%s: huge pages for a descriptor need a hugetlbfs file or an "
                       "MFD_HUGETLB memfd", xm_strerror(XM_E_NOT_IMPLEMENTED));
 #if defined(MAP_HUGETLB)
+    /* Reserved up front, so a system without free huge pages fails here rather than with SIGBUS. */
+    flags &= ~MAP_NORESERVE;
     flags |= MAP_HUGETLB | (req->huge_page_size ? (int)(log2_size(req->huge_page_size) << MAP_HUGE_SHIFT) : 0);
 #else
     return xm__fail(XM_E_NOT_IMPLEMENTED, "%s: no MAP_HUGETLB on this system", xm_strerror(XM_E_NOT_IMPLEMENTED));
@@ -318,6 +320,8 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
     errno = e;
     if (e == EPERM && has_fd && (seals_of(fd) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
       return xm__fail_os(XM_E_SYSTEM_CALL, e, "mmap of a write-sealed memfd with write access");
+    if (req->flags & XM__OPT_HUGE_PAGES)
+      return xm__fail_os(XM_E_SYSTEM_CALL, e, "mmap with MAP_HUGETLB; see /proc/sys/vm/nr_hugepages");
     return fail_errno("mmap");
   }
   if (reservation) { /* keep guard pages, give back the alignment slack */
