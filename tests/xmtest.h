@@ -18,6 +18,7 @@
 #ifdef _WIN32
 #define WIN32_LEAN_AND_MEAN
 #include <windows.h>
+#include <winioctl.h>
 #else
 #include <dirent.h>
 #include <fcntl.h>
