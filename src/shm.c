@@ -3,12 +3,10 @@
 
 #include "internal.h"
 
+/* Wraps d; on failure d stays the caller's. */
 static int wrap(xm_descriptor d, uint64_t size, xm_shm **out) {
   xm_shm *shm = malloc(sizeof *shm);
-  if (!shm) {
-    xm__os_close(d);
-    return xm__fail(XM_E_NO_MEMORY, "out of memory for the shared-memory object");
-  }
+  if (!shm) return xm__fail(XM_E_NO_MEMORY, "out of memory for the shared-memory object");
   shm->descriptor = d;
   shm->size = size;
   *out = shm;
@@ -21,16 +19,16 @@ int xm_shm_new(const char *debug_name, uint64_t size, xm_shm **out) {
     return xm__fail(XM_E_INVALID_ARGUMENT, "size %llu is past the off_t range", (unsigned long long)size);
   xm_descriptor d;
   int rc = xm__os_shm_create(debug_name ? debug_name : "xmmap", size, &d);
-  if (rc) return rc;
-  return wrap(d, size, out);
+  if (!rc && (rc = wrap(d, size, out)) != XM_OK) xm__os_close(d);
+  return rc;
 }
 
 int xm_shm_clone(const xm_shm *shm, xm_shm **out) {
   if (!shm || !out) return xm__fail(XM_E_INVALID_ARGUMENT, "shm and out must not be NULL");
   xm_descriptor d;
   int rc = xm__os_dup(shm->descriptor, &d);
-  if (rc) return rc;
-  return wrap(d, shm->size, out);
+  if (!rc && (rc = wrap(d, shm->size, out)) != XM_OK) xm__os_close(d);
+  return rc;
 }
 
 int xm_shm_from_descriptor(xm_descriptor d, uint64_t size, xm_shm **out) {

@@ -77,7 +77,7 @@ static void offsets_past_4gib(void **state) {
 #endif
   const uint64_t offsets[] = {where, where - 1, (UINT64_C(1) << 32)};
   for (size_t i = 0; i < 3; i++) {
-    xm_builder b = xm_builder_new(32);
+    xm_builder b = xm_builder_new((size_t)(where - offsets[i]) + sizeof marker); /* up to the file's end */
     xm_builder_from_file(&b, f);
     xm_builder_offset(&b, offsets[i]);
     xm_builder_protection(&b, XM_PROT_READ);

@@ -118,8 +118,8 @@ static void system_facts(void **state) {
   int known = 0;
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) known |= strcmp(method, methods[i]) == 0;
   assert_true(known);
-  print_message("page %zu, granularity %zu, line %zu (%s), flush %s, back end %s\n", page, gran, line,
-                xm_cacheline_source(), method, xm_backend_name());
+  print_message("page %lu, granularity %lu, line %lu (%s), flush %s, back end %s\n", (unsigned long)page,
+                (unsigned long)gran, (unsigned long)line, xm_cacheline_source(), method, xm_backend_name());
 }
 
 static void version(void **state) {

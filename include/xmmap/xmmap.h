@@ -104,11 +104,14 @@ XM_API bool xm_prot_allows(xm_prot self, xm_prot other);
  * Descriptors and handles the library creates are close-on-exec / non-inheritable. */
 /** @{ */
 typedef struct xm_shm xm_shm;
-/** Creates a shared-memory object of size bytes. debug_name shows in /proc/self/fd on Linux. */
+/** Creates a shared-memory object of size bytes. debug_name shows in /proc/self/fd on Linux
+    (at most 249 bytes); Windows sections are unnamed and cannot be empty (size 0 fails there with
+    XM_E_SYSTEM_CALL, ERROR_INVALID_PARAMETER). size must be <= INT64_MAX. */
 XM_API int xm_shm_new(const char *debug_name, uint64_t size, xm_shm **out);
 /** Duplicates the descriptor (close-on-exec / non-inheritable); same size. */
 XM_API int xm_shm_clone(const xm_shm *shm, xm_shm **out);
-/** Adopts a received descriptor (fd or section handle), taking ownership of it. size 0 = query. */
+/** Adopts a received descriptor (fd or section handle): on success shm owns it, on failure the
+    caller still does. size 0 = query it (fstat / the section's size, page-rounded on Windows). */
 XM_API int xm_shm_from_descriptor(xm_descriptor d, uint64_t size, xm_shm **out);
 XM_API uint64_t xm_shm_size(const xm_shm *shm);
 /** The fd, or on Windows the section handle; stays owned by shm. */

@@ -1,8 +1,10 @@
 /* The POSIX back end of src/os.h: mmap, memfd (shm_open elsewhere), msync, madvise, mlock2. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -491,6 +493,243 @@ int xm__os_shm_add_seals(xm_descriptor d, unsigned seals) {
   unsigned os = 0;
   for (size_t i = 0; i < sizeof seal_bits / sizeof seal_bits[0]; i++)
     if (seals & seal_bits[i].xm) os |= seal_bits[i].os;
-  if (injected() || fcntl(d, F_ADD_SEALS, (int)os) != 0) return fail_errno("fcntl(F_ADD_SEALS)");
+  if (injected() || fcntl(d, F_ADD_SEALS, (int)os) != 0) {
+    if (errno == EINVAL) return xm__fail_os(XM_E_NOT_IMPLEMENTED, errno, "fcntl(F_ADD_SEALS): not a sealable memfd");
+    return fail_errno("fcntl(F_ADD_SEALS)");
+  }
+  return XM_OK;
+}
+
+/* ---- arena (the "arena" section of src/os.h) ------------------------------------------------
+   One PROT_NONE reservation; MAP_FIXED replaces any part of it atomically, so the POSIX back end
+   never has to split or re-map anything: remainders of partly covered mappings stay where they
+   are, and only the changed range and removed mappings see an mmap. */
+int xm__os_mutex_init(struct xm__os_mutex *m) {
+  pthread_mutex_t *p = malloc(sizeof *p);
+  if (!p) return xm__fail(XM_E_NO_MEMORY, "out of memory for a mutex");
+  int e = pthread_mutex_init(p, NULL);
+  if (e != 0) {
+    free(p);
+    return xm__fail_os(XM_E_SYSTEM_CALL, e, "pthread_mutex_init");
+  }
+  m->opaque = p;
+  return XM_OK;
+}
+
+void xm__os_mutex_lock(struct xm__os_mutex *m) { (void)pthread_mutex_lock(m->opaque); }
+void xm__os_mutex_unlock(struct xm__os_mutex *m) { (void)pthread_mutex_unlock(m->opaque); }
+
+void xm__os_mutex_destroy(struct xm__os_mutex *m) {
+  (void)pthread_mutex_destroy(m->opaque);
+  free(m->opaque);
+  m->opaque = NULL;
+}
+
+const char *xm__os_arena_strategy(void) { return "mmap"; }
+
+static const int arena_reserved_flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+
+int xm__os_arena_reserve(size_t size, struct xm__os_arena *out) {
+  void *p = sys_mmap(NULL, size, PROT_NONE, arena_reserved_flags, -1, 0);
+  if (p == MAP_FAILED) return fail_errno("mmap");
+  out->base = p;
+  out->size = size;
+  out->flags = 0;
+  return XM_OK;
+}
+
+void xm__os_arena_release(struct xm__os_arena *arena, const struct xm__arena_piece *pieces, size_t n) {
+  /* One munmap per run of pieces that are still ours (usually the whole arena at once). */
+  unsigned char *base = arena->base;
+  size_t run = 0, k = 0;
+  for (; k < n; k++) {
+    if (pieces[k].kind != XM__PIECE_GONE) continue;
+    if (pieces[k].offset > run) munmap(base + run, pieces[k].offset - run);
+    run = pieces[k].offset + pieces[k].size;
+  }
+  if (arena->size > run) munmap(base + run, arena->size - run);
+  arena->base = NULL;
+  arena->size = 0;
+}
+
+int xm__os_arena_backing_new(enum xm__piece_kind kind, xm_descriptor d, size_t size, xm_prot prot,
+                             xm_descriptor *handle) {
+  (void)kind;
+  (void)d;
+  (void)size;
+  (void)prot;
+  *handle = -1; /* MAP_ANONYMOUS needs no object; the kernel keeps a mapped file alive itself */
+  return XM_OK;
+}
+
+void xm__os_arena_backing_close(xm_descriptor handle) { xm__os_close(handle); }
+
+/* Makes [addr, addr + len) inaccessible reserved space again, dropping what was mapped there.
+   When even that mmap fails (e.g. at the VMA limit), what is there is at least made inaccessible:
+   it stays the arena's (a later add or the release replaces it), only its memory stays allocated
+   until then; the mmap's failure is still reported (into *rc, unless it holds an earlier one).
+   False when neither worked: the range's state is unknown. */
+static bool arena_reserve_at(void *addr, size_t len, int *rc) {
+  if (sys_mmap(addr, len, PROT_NONE, arena_reserved_flags | MAP_FIXED, -1, 0) != MAP_FAILED) return true;
+  if (*rc == XM_OK) *rc = fail_errno("mmap");
+  return !injected() && mprotect(addr, len, PROT_NONE) == 0;
+}
+
+/* Maps the piece that an add creates over whatever is at its addresses. */
+static int arena_map(unsigned char *base, const struct xm__arena_piece *q, int fd) {
+  void *addr = base + q->offset;
+  int prot = to_posix_prot(q->prot);
+  int flags = MAP_SHARED | MAP_FIXED | MAP_NORESERVE;
+  if (q->kind == XM__PIECE_ANON) {
+    if (sys_mmap(addr, q->size, prot, flags | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) return fail_errno("mmap");
+    return XM_OK;
+  }
+  void *p = sys_mmap(addr, q->size, prot, flags, fd, q->backing_offset);
+  if (p == MAP_FAILED && errno == EPERM && (seals_of(fd) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))) {
+    /* As in xm__os_map: kernels before 6.7 refuse MAP_SHARED of a write-sealed memfd even
+       read-only; a private read-only mapping shows the same immutable bytes. */
+    if (q->prot & XM_PROT_WRITE)
+      return xm__fail_os(XM_E_SYSTEM_CALL, EPERM, "mmap of a write-sealed memfd with write access");
+    p = sys_mmap(addr, q->size, prot, (flags & ~MAP_SHARED) | MAP_PRIVATE, fd, q->backing_offset);
+  }
+  if (p == MAP_FAILED) return fail_errno("mmap");
+  return XM_OK;
+}
+
+int xm__os_arena_change(struct xm__os_arena *arena, const struct xm__arena_piece *old, size_t n_old,
+                        struct xm__arena_piece *now, size_t n_now, xm_descriptor d) {
+  unsigned char *base = arena->base;
+  int rc = XM_OK;
+  for (size_t k = 0; k < n_now; k++) {
+    struct xm__arena_piece *q = &now[k];
+    q->os_flags = 0;
+    if (q->flags & XM__PIECE_NEW) {
+      int r = arena_map(base, q, d);
+      if (r == XM_OK) continue;
+      if (rc == XM_OK) rc = r;
+      /* A failed MAP_FIXED may have unmapped the old pages already: reserve the range again. */
+      q->kind = arena_reserve_at(base + q->offset, q->size, &rc) ? XM__PIECE_RESERVED : XM__PIECE_GONE;
+      continue;
+    }
+    if (q->kind != XM__PIECE_RESERVED) continue; /* a remainder: already mapped right there */
+    /* Reserved space: replace what the old pieces had mapped (or lost) inside it. */
+    const size_t q_end = q->offset + q->size;
+    for (size_t o = 0; o < n_old && q->kind == XM__PIECE_RESERVED; o++) {
+      if (old[o].kind == XM__PIECE_RESERVED) continue;
+      size_t from = old[o].offset > q->offset ? old[o].offset : q->offset;
+      size_t to = old[o].offset + old[o].size < q_end ? old[o].offset + old[o].size : q_end;
+      if (from >= to || arena_reserve_at(base + from, to - from, &rc)) continue;
+      q->kind = XM__PIECE_GONE; /* that part's state is unknown: the arena stops claiming it */
+    }
+  }
+  return rc;
+}
+
+/* ==== fault-safe copies (issue 7) ============================================================== */
+/* A process-wide SIGBUS + SIGSEGV handler, installed on the first safe copy, recovers only the
+   faults of an active safe copy of the faulting thread, inside that copy's guarded range; every
+   other fault goes to the handler that was there before, exactly as if the library were absent.
+   The copy walks the guarded side page by page with memcpy, so that a fault (always in the page
+   being copied) leaves every earlier byte copied; sigsetjmp(…, 1) / siglongjmp bring the thread
+   back with its signal mask restored. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+
+struct safe_copy_ctx {
+  sigjmp_buf env;
+  uintptr_t lo;  /* the guarded side */
+  size_t len;
+};
+
+/* The thread's innermost active safe copy. Set before the copy, read by the handler on the same
+   thread only; TLS of a thread that has already stored here needs no allocation in the handler. */
+static _Thread_local struct safe_copy_ctx *volatile safe_current;
+
+static struct sigaction prev_sigbus, prev_sigsegv;
+static pthread_once_t safe_once = PTHREAD_ONCE_INIT;
+static int safe_install_error; /* errno of a failed sigaction, 0 when installed */
+
+/* Passes a fault that is not ours on, as the previous disposition would have handled it. */
+static void chain_signal(int sig, siginfo_t *info, void *uc) {
+  const struct sigaction *prev = sig == SIGBUS ? &prev_sigbus : &prev_sigsegv;
+  if (prev->sa_flags & SA_SIGINFO) {
+    if (prev->sa_sigaction) prev->sa_sigaction(sig, info, uc);
+    return;
+  }
+  if (prev->sa_handler == SIG_IGN) {
+    /* A signal someone sent stays ignored; a fault cannot be ignored (the kernel forces the
+       default action for a synchronous fault whose signal is ignored): fall through. */
+    if (info == NULL || info->si_code <= 0) return;
+  } else if (prev->sa_handler != SIG_DFL) {
+    prev->sa_handler(sig);
+    return;
+  }
+  /* The default action: put it back and re-raise. The signal is blocked while this handler runs,
+     so it is delivered (and kills) as soon as the handler returns; a hardware fault would also
+     simply fault again on return. */
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, NULL);
+  raise(sig);
+}
+
+static void on_fault(int sig, siginfo_t *info, void *uc) {
+  int saved_errno = errno;
+  struct safe_copy_ctx *c = safe_current;
+  /* si_code > 0: raised by the kernel for a fault, not sent by kill/raise/tgkill. */
+  if (c && info && info->si_code > 0 && (uintptr_t)info->si_addr - c->lo < c->len) siglongjmp(c->env, 1);
+  chain_signal(sig, info, uc);
+  errno = saved_errno;
+}
+
+static void install_fault_handler(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  /* Both are blocked while either runs: a fault inside a chained handler is then fatal at once. */
+  sigaddset(&sa.sa_mask, SIGBUS);
+  sigaddset(&sa.sa_mask, SIGSEGV);
+  if (sigaction(SIGBUS, &sa, &prev_sigbus) != 0) {
+    safe_install_error = errno;
+    return;
+  }
+  if (sigaction(SIGSEGV, &sa, &prev_sigsegv) != 0) {
+    safe_install_error = errno;
+    sigaction(SIGBUS, &prev_sigbus, NULL);
+  }
+}
+
+int xm__os_safe_copy(void *dst, const void *src, size_t len, enum xm__safe_side guarded, size_t *done) {
+  pthread_once(&safe_once, install_fault_handler);
+  if (safe_install_error) return xm__fail_os(XM_E_SYSTEM_CALL, safe_install_error, "sigaction(SIGBUS/SIGSEGV)");
+  const size_t page = xm__page_size();
+  struct safe_copy_ctx ctx;
+  ctx.lo = (uintptr_t)(guarded == XM__SAFE_SRC ? src : dst);
+  ctx.len = len;
+  struct safe_copy_ctx *prev = safe_current;
+  volatile size_t progress = 0; /* volatile: read after siglongjmp */
+  if (sigsetjmp(ctx.env, 1)) {
+    atomic_signal_fence(memory_order_seq_cst);
+    safe_current = prev;
+    *done = progress;
+    return XM_E_FAULT;
+  }
+  safe_current = &ctx;
+  atomic_signal_fence(memory_order_seq_cst); /* the copy starts only after the handler can see it */
+  while (progress < len) {
+    size_t at = progress;
+    size_t chunk = page - (size_t)((ctx.lo + at) % page);
+    if (chunk > len - at) chunk = len - at;
+    memcpy((unsigned char *)dst + at, (const unsigned char *)src + at, chunk);
+    progress = at + chunk;
+  }
+  atomic_signal_fence(memory_order_seq_cst);
+  safe_current = prev;
+  *done = len;
   return XM_OK;
 }

@@ -1,0 +1,430 @@
+/* Shared memory: crosvm's shm tests (pages replaced by the allocation granularity), clone and
+   adoption, seals, non-inheritance and leaks. */
+#include "xmtest.h"
+
+#ifdef _WIN32
+#define BAD_DESCRIPTOR NULL
+#define INJECTED_ERROR 8 /* ERROR_NOT_ENOUGH_MEMORY */
+#else
+#include <errno.h>
+#define BAD_DESCRIPTOR (-1)
+#define INJECTED_ERROR ENOMEM
+#endif
+
+long xm__test_os_calls(void);
+void xm__test_fail_nth(long n, int os_error);
+
+/* A sanitizer's allocator maps memory as the program allocates (ASan's quarantine keeps freed
+   blocks from being reused), which a mapping count cannot tell from a leak: under a sanitizer
+   only the handles are compared (and the arena tests check the arena's own range precisely). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define XT_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define XT_SANITIZER 1
+#endif
+#endif
+static void assert_no_leak(xt_snapshot before) {
+  xt_snapshot now = xt_snap();
+#ifdef XT_SANITIZER
+  now.mappings = before.mappings;
+#endif
+  xt_assert_same(before, now);
+}
+
+/* The unit of mapping offsets: the page on POSIX, 64 KiB on Windows. */
+#define U (xm_allocation_granularity())
+
+static xm_shm *new_shm(const char *name, uint64_t size) {
+  xm_shm *shm = NULL;
+  XT_OK(xm_shm_new(name, size, &shm));
+  assert_non_null(shm);
+  return shm;
+}
+
+static xm_mapping *map_shm(const xm_shm *shm, size_t size, uint64_t offset, xm_prot prot) {
+  xm_builder b = xm_builder_new(size);
+  xm_builder_from_shm(&b, shm);
+  xm_builder_offset(&b, offset);
+  xm_builder_protection(&b, prot);
+  xm_mapping *m = NULL;
+  XT_OK(xm_builder_build(&b, &m));
+  return m;
+}
+
+/* ---- crosvm's base/src/shm.rs ------------------------------------------------------------------ */
+static void new_1024(void **state) {
+  (void)state;
+  xm_shm *shm = new_shm("test", 1024);
+  assert_int_equal(xm_shm_size(shm), 1024);
+  xm_shm_free(shm);
+}
+
+static void new_1028(void **state) {
+  (void)state;
+  xm_shm *shm = new_shm("test", 1028);
+  assert_int_equal(xm_shm_size(shm), 1028);
+  xm_shm_free(shm);
+}
+
+static void new_too_huge(void **state) {
+  (void)state;
+  xt_snapshot before = xt_snap();
+  xm_shm *shm = NULL;
+  int rc = xm_shm_new("test", 0x8000000000000000ull, &shm);
+  assert_int_not_equal(rc, XM_OK);
+  assert_null(shm); /* out-parameters are written only on success */
+  assert_true(strlen(xm_errmsg()) > 0);
+  print_message("0x8000000000000000: %s\n", xm_errmsg());
+  assert_no_leak(before);
+}
+
+/* ---- crosvm's base/src/sys/linux/shm.rs ------------------------------------------------------ */
+/* new: the debug name shows in /proc/self/fd as "/memfd:<name> (deleted)". */
+static void new_named(void **state) {
+  (void)state;
+#ifdef _WIN32
+  XT_SKIP("no /proc/self/fd on Windows: a pagefile section's debug name is not visible");
+#else
+  const char *name = "Name McCool Person";
+  xm_shm *shm = new_shm(name, 0);
+  char path[64], link[512];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", xm_shm_descriptor(shm));
+  ssize_t n = readlink(path, link, sizeof link - 1);
+  if (n < 0) {
+    xm_shm_free(shm);
+    XT_SKIP("readlink %s failed (no /proc here?): %s", path, strerror(errno));
+  }
+  link[n] = '\0';
+  const char *prefix = "/memfd:", *suffix = " (deleted)";
+  if (strncmp(link, prefix, strlen(prefix)) != 0) {
+    xm_shm_free(shm);
+    XT_SKIP("/proc/self/fd shows \"%s\", not a memfd name (shm_open fallback?)", link);
+  }
+  size_t len = strlen(link) - strlen(prefix);
+  if (len >= strlen(suffix) && strcmp(link + strlen(link) - strlen(suffix), suffix) == 0) len -= strlen(suffix);
+  assert_int_equal(len, strlen(name));
+  assert_memory_equal(link + strlen(prefix), name, len);
+  xm_shm_free(shm);
+
+  /* a name memfd_create cannot take gets a clear status, not EINVAL from the kernel */
+  char long_name[300];
+  memset(long_name, 'x', sizeof long_name - 1);
+  long_name[sizeof long_name - 1] = '\0';
+  xm_shm *bad = NULL;
+  XT_STATUS(XM_E_INVALID_ARGUMENT, xm_shm_new(long_name, 4096, &bad));
+  assert_null(bad);
+#endif
+}
+
+static void new_huge(void **state) {
+  (void)state;
+#ifdef _WIN32
+  XT_SKIP("a pagefile-backed section commits its whole size: 0x7fffffffffffffff bytes cannot be sparse");
+#elif !defined(__linux__)
+  XT_SKIP("sparse 2^63-1-byte shared memory is a Linux tmpfs property");
+#else
+  xm_shm *shm = new_shm("test", 0x7fffffffffffffffull);
+  assert_true(xm_shm_size(shm) == 0x7fffffffffffffffull);
+  xm_shm_free(shm);
+#endif
+}
+
+static void new_sealed(void **state) {
+  (void)state;
+#ifdef _WIN32
+  xm_shm *shm = new_shm("test", 4096); /* a pagefile section cannot be empty */
+#else
+  xm_shm *shm = new_shm("test", 0);
+#endif
+  unsigned seals = 0;
+  int rc = xm_shm_get_seals(shm, &seals);
+#ifdef _WIN32
+  assert_int_equal(rc, XM_E_NOT_IMPLEMENTED);
+  XT_STATUS(XM_E_NOT_IMPLEMENTED, xm_shm_add_seals(shm, XM_SEAL_SEAL));
+  xm_shm_free(shm);
+  XT_SKIP("pagefile sections have no seals (XM_E_NOT_IMPLEMENTED, verified)");
+#else
+  if (rc == XM_E_NOT_IMPLEMENTED) {
+    xm_shm_free(shm);
+    XT_SKIP("no seals on this system: %s", xm_errmsg());
+  }
+  XT_OK(rc);
+  assert_false(seals & XM_SEAL_SEAL); /* other bits may be set (MFD_NOEXEC_SEAL) */
+  XT_OK(xm_shm_add_seals(shm, XM_SEAL_SEAL));
+  XT_OK(xm_shm_get_seals(shm, &seals));
+  assert_true(seals & XM_SEAL_SEAL);
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_shm_add_seals(shm, XM_SEAL_SEAL)); /* adding again fails */
+  assert_int_equal(xm_os_error(), EPERM);
+  XT_STATUS(XM_E_INVALID_ARGUMENT, xm_shm_add_seals(shm, 0x100));
+  xm_shm_free(shm);
+#endif
+}
+
+static void mmap_page(void **state) {
+  (void)state;
+  xm_shm *shm = new_shm("test", U);
+  xm_mapping *m1 = map_shm(shm, U, 0, XM_PROT_READ_WRITE);
+  xm_mapping *m2 = map_shm(shm, U, 0, XM_PROT_READ_WRITE);
+  assert_ptr_not_equal(xm_mapping_ptr(m1), xm_mapping_ptr(m2));
+  xm_slice s;
+  XT_OK(xm_mapping_get_slice(m1, 0, U, &s));
+  xm_slice_write_bytes(s, 0x45);
+  for (size_t i = 0; i < U; i++) {
+    uint8_t v = 0;
+    XT_OK(XM_READ_OBJ(m2, i, &v));
+    if (v != 0x45) assert_int_equal(i, SIZE_MAX); /* names the first wrong byte */
+  }
+  xm_mapping_free(m1);
+  xm_mapping_free(m2);
+  xm_shm_free(shm);
+}
+
+static void mmap_page_offset(void **state) {
+  (void)state;
+  xm_shm *shm = new_shm("test", 2 * U);
+#ifdef _WIN32
+  /* A Windows view may not pass the end of its section: map1 is one unit (crosvm's second page
+     lies past EOF and is never touched). */
+  xm_mapping *m1 = map_shm(shm, U, U, XM_PROT_READ_WRITE);
+#else
+  xm_mapping *m1 = map_shm(shm, 2 * U, U, XM_PROT_READ_WRITE);
+#endif
+  xm_mapping *m2 = map_shm(shm, 2 * U, 0, XM_PROT_READ_WRITE);
+  xm_slice s;
+  XT_OK(xm_mapping_get_slice(m1, 0, U, &s));
+  xm_slice_write_bytes(s, 0x45);
+  for (size_t i = 0; i < U; i++) {
+    uint8_t v = 0xff;
+    XT_OK(XM_READ_OBJ(m2, i, &v));
+    if (v != 0) assert_int_equal(i, SIZE_MAX);
+  }
+  for (size_t i = U; i < 2 * U; i++) {
+    uint8_t v = 0;
+    XT_OK(XM_READ_OBJ(m2, i, &v));
+    if (v != 0x45) assert_int_equal(i, SIZE_MAX);
+  }
+  xm_mapping_free(m1);
+  xm_mapping_free(m2);
+  xm_shm_free(shm);
+}
+
+/* ---- beyond crosvm's tests ------------------------------------------------------------------ */
+static void clone_shares_memory(void **state) {
+  (void)state;
+  xm_shm *shm = new_shm("clone", U), *clone = NULL;
+  XT_OK(xm_shm_clone(shm, &clone));
+  assert_true(xm_shm_descriptor(clone) != xm_shm_descriptor(shm));
+  assert_int_equal(xm_shm_size(clone), U);
+  xm_mapping *m1 = map_shm(shm, U, 0, XM_PROT_READ_WRITE);
+  ((unsigned char *)xm_mapping_ptr(m1))[7] = 0x3c;
+  xm_shm_free(shm); /* the clone keeps the memory alive */
+  xm_mapping *m2 = map_shm(clone, U, 0, XM_PROT_READ);
+  assert_int_equal(((unsigned char *)xm_mapping_ptr(m2))[7], 0x3c);
+  ((unsigned char *)xm_mapping_ptr(m1))[8] = 0x3d;
+  assert_int_equal(((unsigned char *)xm_mapping_ptr(m2))[8], 0x3d);
+  xm_mapping_free(m1);
+  xm_mapping_free(m2);
+  xm_shm_free(clone);
+  XT_STATUS(XM_E_INVALID_ARGUMENT, xm_shm_clone(NULL, &clone));
+}
+
+/* A duplicate of the caller's descriptor, as a received one would be. */
+static xm_descriptor dup_descriptor(xm_descriptor d) {
+#ifdef _WIN32
+  HANDLE h = NULL;
+  assert_true(DuplicateHandle(GetCurrentProcess(), d, GetCurrentProcess(), &h, 0, FALSE, DUPLICATE_SAME_ACCESS));
+  return h;
+#else
+  int fd = fcntl(d, F_DUPFD_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  return fd;
+#endif
+}
+
+static void from_descriptor_adopts(void **state) {
+  (void)state;
+  xm_shm *shm = new_shm("adopt", 3 * U);
+  xm_mapping *m = map_shm(shm, 3 * U, 0, XM_PROT_READ_WRITE);
+  ((unsigned char *)xm_mapping_ptr(m))[2 * U] = 0x5e;
+  xt_snapshot before = xt_snap();
+
+  /* size 0: queried from the object */
+  xm_shm *adopted = NULL;
+  XT_OK(xm_shm_from_descriptor(dup_descriptor(xm_shm_descriptor(shm)), 0, &adopted));
+  assert_int_equal(xm_shm_size(adopted), 3 * U);
+  xm_mapping *m2 = map_shm(adopted, U, 2 * U, XM_PROT_READ);
+  assert_int_equal(((unsigned char *)xm_mapping_ptr(m2))[0], 0x5e);
+  xm_mapping_free(m2);
+  xm_shm_free(adopted); /* it owned the duplicate: closing it leaks nothing */
+  assert_no_leak(before);
+
+  /* a given size is taken as it is */
+  XT_OK(xm_shm_from_descriptor(dup_descriptor(xm_shm_descriptor(shm)), U, &adopted));
+  assert_int_equal(xm_shm_size(adopted), U);
+  xm_shm_free(adopted);
+  assert_no_leak(before);
+
+  /* an invalid descriptor is an OS error */
+  adopted = NULL;
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_shm_from_descriptor(BAD_DESCRIPTOR, 0, &adopted));
+  assert_null(adopted);
+  assert_int_not_equal(xm_os_error(), 0);
+  XT_STATUS(XM_E_INVALID_ARGUMENT, xm_shm_from_descriptor(BAD_DESCRIPTOR, 0, NULL));
+
+  xm_mapping_free(m);
+  xm_shm_free(shm);
+}
+
+/* A write seal: writable mappings are refused, read-only ones work and show the data. */
+static void write_seal(void **state) {
+  (void)state;
+  xm_shm *shm = new_shm("sealed", 2 * U);
+  unsigned seals = 0;
+  int rc = xm_shm_get_seals(shm, &seals);
+#ifdef _WIN32
+  assert_int_equal(rc, XM_E_NOT_IMPLEMENTED);
+  XT_STATUS(XM_E_NOT_IMPLEMENTED, xm_shm_add_seals(shm, XM_SEAL_WRITE));
+  xm_shm_free(shm);
+  XT_SKIP("pagefile sections have no seals (XM_E_NOT_IMPLEMENTED, verified)");
+#else
+  if (rc == XM_E_NOT_IMPLEMENTED) {
+    xm_shm_free(shm);
+    XT_SKIP("no seals on this system: %s", xm_errmsg());
+  }
+  xm_mapping *m = map_shm(shm, 2 * U, 0, XM_PROT_READ_WRITE);
+  ((unsigned char *)xm_mapping_ptr(m))[U + 1] = 0x6b;
+  /* a writable shared mapping blocks the seal (EBUSY) */
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_shm_add_seals(shm, XM_SEAL_WRITE));
+  assert_int_equal(xm_os_error(), EBUSY);
+  xm_mapping_free(m);
+  XT_OK(xm_shm_add_seals(shm, XM_SEAL_WRITE | XM_SEAL_SHRINK | XM_SEAL_GROW));
+  XT_OK(xm_shm_get_seals(shm, &seals));
+  assert_int_equal(seals & (XM_SEAL_WRITE | XM_SEAL_SHRINK | XM_SEAL_GROW),
+                   XM_SEAL_WRITE | XM_SEAL_SHRINK | XM_SEAL_GROW);
+
+  xt_snapshot before = xt_snap();
+  xm_builder b = xm_builder_new(2 * U);
+  xm_builder_from_shm(&b, shm);
+  m = NULL;
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_builder_build(&b, &m)); /* read-write: refused, not made private */
+  assert_null(m);
+  assert_int_equal(xm_os_error(), EPERM);
+  assert_no_leak(before);
+  m = map_shm(shm, 2 * U, 0, XM_PROT_READ);
+  assert_int_equal(((unsigned char *)xm_mapping_ptr(m))[U + 1], 0x6b);
+  xm_mapping_free(m);
+  /* the arena honours the seal the same way */
+  xm_arena *a = NULL;
+  XT_OK(xm_arena_new(2 * U, &a));
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_arena_add_fd(a, 0, 2 * U, xm_shm_descriptor(shm), 0, XM_PROT_READ_WRITE));
+  XT_OK(xm_arena_add_fd(a, 0, 2 * U, xm_shm_descriptor(shm), 0, XM_PROT_READ));
+  assert_int_equal(((unsigned char *)xm_region_ptr(xm_arena_region(a)))[U + 1], 0x6b);
+  xm_arena_free(a);
+  xm_shm_free(shm);
+#endif
+}
+
+#ifdef _WIN32
+static void assert_not_inherited(xm_descriptor d) {
+  DWORD flags = 0xffffffffu;
+  assert_true(GetHandleInformation(d, &flags));
+  assert_int_equal(flags & HANDLE_FLAG_INHERIT, 0);
+}
+#else
+static void assert_not_inherited(xm_descriptor d) {
+  int flags = fcntl(d, F_GETFD);
+  assert_true(flags >= 0);
+  assert_true(flags & FD_CLOEXEC);
+}
+#endif
+
+static void not_inherited(void **state) {
+  (void)state;
+  xm_shm *shm = new_shm("cloexec", 4096), *clone = NULL;
+  assert_not_inherited(xm_shm_descriptor(shm));
+  XT_OK(xm_shm_clone(shm, &clone));
+  assert_not_inherited(xm_shm_descriptor(clone));
+  xm_shm_free(clone);
+  xm_shm_free(shm);
+}
+
+static void no_leaks(void **state) {
+  (void)state;
+  xt_snapshot before = xt_snap();
+  for (int round = 0; round < 3; round++) {
+    xm_shm *shm = new_shm("leak", 2 * U), *clone = NULL;
+    XT_OK(xm_shm_clone(shm, &clone));
+    xm_mapping *m = map_shm(clone, 2 * U, 0, XM_PROT_READ_WRITE);
+    xm_mapping_free(m);
+    xm_shm_free(clone);
+    xm_shm_free(shm);
+    assert_no_leak(before);
+  }
+  /* every OS call of xm_shm_new fails in turn: the status says so and nothing stays open */
+  for (long n = 1;; n++) {
+    xm_shm *shm = NULL;
+    xm__test_fail_nth(n, INJECTED_ERROR);
+    int rc = xm_shm_new("inject", 4096, &shm);
+    long calls = xm__test_os_calls();
+    xm__test_fail_nth(0, 0);
+    if (rc == XM_OK) {
+      xm_shm_free(shm);
+      assert_true(calls < n);
+      break;
+    }
+    assert_int_equal(rc, XM_E_SYSTEM_CALL);
+    assert_int_equal(xm_os_error(), INJECTED_ERROR);
+    assert_null(shm);
+    assert_no_leak(before);
+  }
+  /* and of xm_shm_clone */
+  xm_shm *shm = new_shm("inject", 4096);
+  xt_snapshot with_shm = xt_snap();
+  xm_shm *clone = NULL;
+  xm__test_fail_nth(1, INJECTED_ERROR);
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_shm_clone(shm, &clone));
+  xm__test_fail_nth(0, 0);
+  assert_null(clone);
+  assert_no_leak(with_shm);
+  xm_shm_free(shm);
+  assert_no_leak(before);
+}
+
+static void null_handles(void **state) {
+  (void)state;
+  assert_int_equal(xm_shm_size(NULL), 0);
+  assert_true(xm_shm_descriptor(NULL) == BAD_DESCRIPTOR);
+  xm_shm_free(NULL);
+  unsigned seals;
+  XT_STATUS(XM_E_INVALID_ARGUMENT, xm_shm_get_seals(NULL, &seals));
+  XT_STATUS(XM_E_INVALID_ARGUMENT, xm_shm_add_seals(NULL, XM_SEAL_SEAL));
+  XT_STATUS(XM_E_INVALID_ARGUMENT, xm_shm_new("x", 1, NULL));
+  /* a NULL name is allowed: the library names the object itself */
+  xm_shm *shm = NULL;
+  XT_OK(xm_shm_new(NULL, 1, &shm));
+  xm_shm_free(shm);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(new_1024),
+      cmocka_unit_test(new_1028),
+      cmocka_unit_test(new_too_huge),
+      cmocka_unit_test(new_named),
+      cmocka_unit_test(new_huge),
+      cmocka_unit_test(new_sealed),
+      cmocka_unit_test(mmap_page),
+      cmocka_unit_test(mmap_page_offset),
+      cmocka_unit_test(clone_shares_memory),
+      cmocka_unit_test(from_descriptor_adopts),
+      cmocka_unit_test(write_seal),
+      cmocka_unit_test(not_inherited),
+      cmocka_unit_test(no_leaks),
+      cmocka_unit_test(null_handles),
+  };
+  /* The first snapshot allocates (stdio, opendir): under ASan that maps memory, which a test's
+     own first snapshot must not count. */
+  (void)xt_snap();
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

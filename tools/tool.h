@@ -1,0 +1,88 @@
+/* The xmmap tool's shared declarations: commands, output helpers and the platform layer. */
+#ifndef XMMAP_TOOL_H
+#define XMMAP_TOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "xmmap/xmmap.h"
+
+#if defined(__MINGW32__)
+/* MinGW's printf is the C99 one (__USE_MINGW_ANSI_STDIO, on for C11): check formats like it. */
+#define TOOL_PRINTF(fmt, args) __attribute__((format(gnu_printf, fmt, args)))
+#elif defined(__GNUC__)
+#define TOOL_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define TOOL_PRINTF(fmt, args)
+#endif
+
+/* Exit statuses, documented in `xmmap --help`. */
+enum { TOOL_EXIT_OK = 0, TOOL_EXIT_FAILED = 1, TOOL_EXIT_USAGE = 2 };
+
+/* ---- commands (argv[0] is the command name) ---------------------------------------------- */
+int tool_info(int argc, char **argv);
+int tool_selftest(int argc, char **argv);
+int tool_bench(int argc, char **argv);
+/* Prints "xmmap <command>: <message>" and the command's usage hint on stderr; returns 2. */
+int tool_usage_error(const char *command, const char *fmt, ...) TOOL_PRINTF(2, 3);
+bool tool_is_help(const char *arg);
+
+/* ---- output -------------------------------------------------------------------------------- */
+/* s as a JSON string literal (quotes included); NULL prints null. */
+void tool_json_string(FILE *out, const char *s);
+/* A number as JSON: finite values with %.*g, anything else as null. */
+void tool_json_number(FILE *out, double v);
+/* snprintf that always terminates and never warns about truncation. */
+void tool_format(char *buf, size_t len, const char *fmt, ...) TOOL_PRINTF(3, 4);
+
+/* ---- platform ---------------------------------------------------------------------------- */
+/* Seconds from an arbitrary monotonic origin. */
+double tool_now(void);
+/* Minor + major page faults of this process so far (Windows: PageFaultCount). */
+uint64_t tool_page_faults(void);
+bool tool_stderr_is_terminal(void);
+/* The Wine version when running under Wine, else NULL. */
+const char *tool_wine_version(void);
+/* The emulator this process runs under: "wine 8.0", "qemu-user (qemu-aarch64)", or NULL. */
+const char *tool_emulator(void);
+/* Whether that emulator is qemu-user, which ignores some advice and shows a partial
+   /proc/self/maps. */
+bool tool_under_qemu(void);
+/* "x86_64", "i686", "aarch64", "arm", "riscv64", "ppc64le", ... (what this binary was built for). */
+const char *tool_arch(void);
+/* Kernel / OS name and version, e.g. "Linux 6.1.0-18-amd64 x86_64" or "Windows 10.0.19045". */
+void tool_os_description(char *buf, size_t len);
+/* The CPU's model name ("unknown" when the system does not say). */
+void tool_cpu_model(char *buf, size_t len);
+/* Cache-flush related CPU flags present, e.g. "clflush clflushopt clwb", or "n/a". */
+void tool_cpu_flags(char *buf, size_t len);
+/* The transparent-huge-page mode ("always", "madvise", "never") or "n/a". */
+void tool_thp_mode(char *buf, size_t len);
+/* The directory for temporary files (TMPDIR, else /tmp; GetTempPath on Windows). */
+const char *tool_temp_dir(void);
+/* The file-system type of dir, e.g. "ext4", "tmpfs", "NTFS", or "unknown (0x...)". */
+void tool_fs_type(const char *dir, char *buf, size_t len);
+/* Whether the page just below addr is mapped but inaccessible (a guard page). */
+bool tool_page_below_is_guard(const void *addr);
+
+/* Makes [addr, addr + len) inaccessible, or read-write again, behind the library's back
+   (mprotect / VirtualProtect): how a fault-safe copy is made to meet a fault portably. */
+int tool_raw_protect(void *addr, size_t len, bool accessible);
+
+/* A temporary file, zero-filled to size bytes, read-write; removed by tool_file_close. */
+typedef struct tool_file {
+  xm_descriptor d;
+  char path[1024];
+} tool_file;
+int tool_file_create(tool_file *f, const char *dir, uint64_t size); /* 0 or -1 (message on stderr) */
+void tool_file_close(tool_file *f);
+/* Ordinary file I/O (not through a mapping): 0 when exactly len bytes moved. */
+int tool_file_pread(const tool_file *f, void *buf, size_t len, uint64_t offset);
+int tool_file_pwrite(const tool_file *f, const void *buf, size_t len, uint64_t offset);
+
+/* The arena strategy of this process (the library's internal xm__os_arena_strategy). */
+const char *tool_arena_strategy(void);
+
+#endif /* XMMAP_TOOL_H */
