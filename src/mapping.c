@@ -233,18 +233,9 @@ static int obj_check(const xm_mapping *m, size_t size, size_t offset, xm_prot ne
   return XM_OK;
 }
 
-int xm__mapping_write_obj_slow(const xm_mapping *m, const void *obj, size_t size, size_t offset) {
-  int rc = obj_check(m, size, offset, XM_PROT_WRITE);
-  if (rc) return rc;
-  if (size) memcpy(m->pub.base + offset, obj, size);
-  return XM_OK;
-}
-
-int xm__mapping_read_obj_slow(const xm_mapping *m, void *obj, size_t size, size_t offset) {
-  int rc = obj_check(m, size, offset, XM_PROT_READ);
-  if (rc) return rc;
-  if (size) memcpy(obj, m->pub.base + offset, size);
-  return XM_OK;
+int xm__mapping_check_obj(const xm_mapping *m, size_t size, size_t offset, xm_prot need) {
+  int rc = obj_check(m, size, offset, need);
+  return rc ? rc : size == 0 ? 1 : XM_OK;
 }
 
 int xm__mapping_get_slice_slow(const xm_mapping *m, size_t offset, size_t count, xm_slice *out) {

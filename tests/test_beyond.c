@@ -4,6 +4,7 @@
 
 #ifndef _WIN32
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 /* Runs touch(addr) in a child process and returns the signal that ended it (0 if none). */
@@ -74,6 +75,17 @@ static void offsets_past_4gib(void **state) {
 #else
   if (pwrite(f, marker, sizeof marker, (off_t)where) != (ssize_t)sizeof marker)
     XT_SKIP("this filesystem cannot hold a sparse 4 GiB file");
+  /* Probe the system itself: qemu-user before 8.1 truncates a 32-bit guest's mmap offset to 32
+     bits, so raw mmap at 4 GiB shows the file's first page there. */
+  long page = sysconf(_SC_PAGESIZE);
+  unsigned char *raw = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, f, (off_t)(where - 1));
+  assert_true(raw != MAP_FAILED);
+  int honoured = raw[1] == (unsigned char)marker[0];
+  munmap(raw, (size_t)page);
+  if (!honoured) {
+    xt_close(f);
+    XT_SKIP("this system's mmap ignores file offset bits above 32 (raw mmap at 4 GiB shows other bytes)");
+  }
 #endif
   const uint64_t offsets[] = {where, where - 1, (UINT64_C(1) << 32)};
   for (size_t i = 0; i < 3; i++) {
