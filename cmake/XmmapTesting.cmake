@@ -177,7 +177,7 @@ endfunction()
 # A cmocka test executable linked to the static library; runs through the emulator if any.
 function(xmmap_add_cmocka_test name)
   add_executable(${name} ${ARGN})
-  target_link_libraries(${name} PRIVATE xmmap xmmap_cmocka)
+  target_link_libraries(${name} PRIVATE xmmap_testable xmmap_cmocka)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests ${PROJECT_SOURCE_DIR}/src)
   target_compile_definitions(${name} PRIVATE _GNU_SOURCE _FILE_OFFSET_BITS=64)
   xmmap_set_warnings(${name})

@@ -19,7 +19,7 @@
 set -euo pipefail
 
 ALL_TARGETS=(host host-asan host-tsan valgrind mingw64 aarch64 armhf riscv64 i686 ppc64le)
-COMMON_PKGS=(cmake ninja-build gcc libc6-dev file)
+COMMON_PKGS=(cmake ninja-build gcc libc6-dev file pkg-config)
 DEB_SRC_FILE=/etc/apt/sources.list.d/xmmap-deb-src.sources
 
 say() { printf 'deps: %s\n' "$*"; }

@@ -28,6 +28,7 @@ size_t xm__granularity(void) {
 size_t xm_page_size(void) { return xm__page_size(); }
 size_t xm_allocation_granularity(void) { return xm__granularity(); }
 const char *xm_backend_name(void) { return xm__os_backend_name(); }
+const char *xm_arena_strategy(void) { return xm__os_arena_strategy(); }
 
 #define XM__STR2(x) #x
 #define XM__STR(x) XM__STR2(x)

@@ -99,13 +99,14 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
     return xm__fail(XM_E_INVALID_ARGUMENT, "%zu guard pages are too many", b->_private.guard_pages);
   guard_size = b->_private.guard_pages * page;
 
-  if (source != XM__SOURCE_ANON) {
+  /* A caller's descriptor is checked by an OS call on it; an xm_shm's was made by the library. */
+  if (source == XM__SOURCE_FILE || source == XM__SOURCE_DESCRIPTOR) {
     int rc = xm__os_check_descriptor(source, b->_private.descriptor);
     if (rc) return rc;
   }
   if (flags & XM__OPT_TO_END_OF_FILE) {
-    uint64_t file_size;
-    int rc = xm__os_descriptor_size(source, b->_private.descriptor, &file_size);
+    uint64_t file_size = source == XM__SOURCE_SHM ? b->_private.shm->size : 0;
+    int rc = source == XM__SOURCE_SHM ? XM_OK : xm__os_descriptor_size(source, b->_private.descriptor, &file_size);
     if (rc) return rc;
     if (offset > file_size)
       return xm__fail(XM_E_INVALID_OFFSET, "%s: offset %llu is past the end of the file (%llu bytes)",

@@ -120,7 +120,7 @@ int xm__os_safe_copy(void *dst, const void *src, size_t len, enum xm__safe_side 
 /* ---- fault-injection seam (test builds only) --------------------------------------------------- */
 /* Back ends call this before each OS primitive; when it returns true they act as if the call
    failed with *os_error (set errno / SetLastError to it). Release builds compile it away. */
-#ifdef XMMAP_TEST_HOOKS
+#ifdef XMMAP_TEST_HOOKS /* only in xmmap_testable, the tests' copy */
 bool xm__os_inject_failure(int *os_error);
 #else
 static inline bool xm__os_inject_failure(int *os_error) {

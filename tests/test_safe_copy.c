@@ -54,27 +54,18 @@ static void own_fault_signals(void) {
   sigaction(SIGSEGV, &lib_sigsegv, NULL);
 }
 
-/* Results of the children forked in main() before the library installed its handler in this
-   process, so that each child installs it over the disposition it sets up itself. */
-enum child_kind { CHILD_DEFAULT_SIGBUS, CHILD_IGNORED_SIGSEGV, CHILD_BUFFER_FAULT, CHILD_CHAINED, CHILD_COUNT };
-static int child_status[CHILD_COUNT];
-static const char *const child_names[CHILD_COUNT] = {"default SIGBUS", "ignored SIGSEGV", "caller's buffer",
-                                                     "chained handlers"};
-
-static sigjmp_buf chained_env;
-static volatile sig_atomic_t chained_segv, chained_bus;
-static void *volatile chained_addr;
-static void chained_segv_handler(int sig, siginfo_t *info, void *uc) {
+/* Whether SIGBUS reports the faulting address (si_addr) truthfully here: qemu-user 7.2 with a
+   32-bit guest (i686, armhf) reports the host address truncated to 32 bits, which is off by its
+   guest base, so no handler can tell where a SIGBUS hit. The SIGBUS checks then skip or let
+   SIGSEGV stand in, with that reason (SIGSEGV reports are right there). */
+static int sigbus_addr_ok = 1;
+static uintptr_t sigbus_addr_seen, sigbus_addr_expected;
+static sigjmp_buf probe_env;
+static void probe_bus_handler(int sig, siginfo_t *info, void *uc) {
   (void)sig;
   (void)uc;
-  chained_segv++;
-  chained_addr = info->si_addr;
-  siglongjmp(chained_env, 1);
-}
-static void chained_bus_handler(int sig) { /* a plain (non-SA_SIGINFO) handler */
-  (void)sig;
-  chained_bus++;
-  siglongjmp(chained_env, 1);
+  sigbus_addr_seen = (uintptr_t)info->si_addr;
+  siglongjmp(probe_env, 1);
 }
 
 /* A mapping of a 3-page file whose file is then truncated to 1 page: pages 1 and 2 are gone. */
@@ -93,77 +84,122 @@ static xm_mapping *truncated_file_mapping(xm_descriptor *fd_out) {
   return m;
 }
 
-/* The child's body; its exit status tells the parent what happened (0 = as expected, when the
-   child was meant to survive). */
+/* Runs before the library's handler exists in this process. */
+static void probe_sigbus_address(void) {
+  xm_descriptor fd;
+  xm_mapping *m = truncated_file_mapping(&fd);
+  if (!m) return;
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = probe_bus_handler;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGBUS, &sa, &old);
+  unsigned char *target = (unsigned char *)xm_mapping_ptr(m) + 2 * page + 5;
+  sigbus_addr_expected = (uintptr_t)target;
+  if (sigsetjmp(probe_env, 1) == 0) (void)*(volatile unsigned char *)target;
+  sigaction(SIGBUS, &old, NULL);
+  sigbus_addr_ok = sigbus_addr_seen == sigbus_addr_expected;
+  xm_mapping_free(m);
+  xt_close(fd);
+}
+
+/* ---- children that must die: forked in main() before the library installed its handler in this
+   process, so that each child installs it over the disposition it sets up itself. Two control
+   children without the library show whether the platform delivers such faults to a forked child
+   at all (qemu-i386 7.2 spins forever on any fault in a forked child). */
+enum child_kind {
+  CHILD_CONTROL_SIGSEGV, /* no library: a raw SIGSEGV kills the child */
+  CHILD_CONTROL_SIGBUS,  /* no library: a raw SIGBUS kills the child */
+  CHILD_DEFAULT_SIGBUS,  /* SIG_DFL under the library: a raw touch of a gone page still kills */
+  CHILD_IGNORED_SIGSEGV, /* SIG_IGN under the library: a fault cannot be ignored, it kills */
+  CHILD_BUFFER_FAULT,    /* a fault on the caller's side of a safe copy is not recovered */
+  CHILD_COUNT
+};
+#define CHILD_HUNG (-2) /* the status of a child killed after it neither died nor returned */
+static int child_status[CHILD_COUNT];
+static const char *const child_names[CHILD_COUNT] = {"control SIGSEGV", "control SIGBUS", "default SIGBUS",
+                                                     "ignored SIGSEGV", "caller's buffer"};
+static int faults_in_children_ok = 1, sigbus_in_children_ok = 1;
+#define SIGBUS_IN_CHILDREN (sigbus_addr_ok && sigbus_in_children_ok)
+
+/* The child's body; returning at all is wrong (the exit status, 100 + the value, says where it
+   survived). */
 static int child_main(enum child_kind kind) {
   xm_descriptor fd;
   unsigned char buf[64];
   size_t copied;
   switch (kind) {
-  case CHILD_DEFAULT_SIGBUS: { /* SIG_DFL before the library: a raw touch of a gone page dies of SIGBUS */
-    xm_mapping *m = truncated_file_mapping(&fd);
-    if (!m) return 10;
-    if (xm_mapping_read_slice_safe(m, buf, sizeof buf, 2 * page, &copied) != XM_E_FAULT) return 11;
-    (void)*(volatile unsigned char *)((unsigned char *)xm_mapping_ptr(m) + 2 * page);
-    return 12; /* survived: wrong */
+  case CHILD_CONTROL_SIGSEGV: {
+    xm_mapping *m = xt_anon(page);
+    if (mprotect(xm_mapping_ptr(m), page, PROT_NONE) != 0) return 10;
+    (void)*(volatile unsigned char *)xm_mapping_ptr(m);
+    return 11;
   }
-  case CHILD_IGNORED_SIGSEGV: { /* SIG_IGN cannot ignore a fault: it dies of SIGSEGV */
+  case CHILD_CONTROL_SIGBUS: {
+    xm_mapping *m = truncated_file_mapping(&fd);
+    if (!m) return 20;
+    (void)*(volatile unsigned char *)((unsigned char *)xm_mapping_ptr(m) + 2 * page);
+    return 21;
+  }
+  case CHILD_DEFAULT_SIGBUS: {
+    if (!SIGBUS_IN_CHILDREN) { /* SIGSEGV stands in */
+      xm_mapping *m = xt_anon(2 * page);
+      if (mprotect(xm_mapping_ptr(m), page, PROT_NONE) != 0) return 30;
+      if (xm_mapping_read_slice_safe(m, buf, sizeof buf, 0, &copied) != XM_E_FAULT) return 31;
+      (void)*(volatile unsigned char *)xm_mapping_ptr(m);
+      return 32;
+    }
+    xm_mapping *m = truncated_file_mapping(&fd);
+    if (!m) return 33;
+    if (xm_mapping_read_slice_safe(m, buf, sizeof buf, 2 * page, &copied) != XM_E_FAULT) return 34;
+    (void)*(volatile unsigned char *)((unsigned char *)xm_mapping_ptr(m) + 2 * page);
+    return 35;
+  }
+  case CHILD_IGNORED_SIGSEGV: {
     signal(SIGSEGV, SIG_IGN);
     xm_mapping *m = xt_anon(2 * page);
-    if (mprotect(xm_mapping_ptr(m), page, PROT_NONE) != 0) return 20;
-    if (xm_mapping_read_slice_safe(m, buf, sizeof buf, 0, &copied) != XM_E_FAULT) return 21;
+    if (mprotect(xm_mapping_ptr(m), page, PROT_NONE) != 0) return 40;
+    if (xm_mapping_read_slice_safe(m, buf, sizeof buf, 0, &copied) != XM_E_FAULT) return 41;
     (void)*(volatile unsigned char *)xm_mapping_ptr(m);
-    return 22;
+    return 42;
   }
-  case CHILD_BUFFER_FAULT: { /* a fault on the caller's side of a safe copy is not recovered */
+  case CHILD_BUFFER_FAULT: {
     xm_mapping *m = xt_anon(2 * page);
     xm_mapping *bad = xt_anon(page);
-    if (mprotect(xm_mapping_ptr(bad), page, PROT_NONE) != 0) return 30;
+    if (mprotect(xm_mapping_ptr(bad), page, PROT_NONE) != 0) return 50;
     (void)xm_mapping_read_slice_safe(m, xm_mapping_ptr(bad), page, 0, &copied);
-    return 31;
-  }
-  case CHILD_CHAINED: { /* handlers installed before the library still get every other fault */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = chained_segv_handler;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSEGV, &sa, NULL) != 0) return 40;
-    sa.sa_handler = chained_bus_handler;
-    sa.sa_flags = 0;
-    if (sigaction(SIGBUS, &sa, NULL) != 0) return 41;
-    xm_mapping *gone = truncated_file_mapping(&fd);
-    xm_mapping *m = xt_anon(2 * page);
-    if (!gone || !m || mprotect((unsigned char *)xm_mapping_ptr(m) + page, page, PROT_NONE) != 0) return 42;
-    /* the safe copies recover their own faults (installing the library's handler first) */
-    if (xm_mapping_read_slice_safe(m, buf, sizeof buf, page, &copied) != XM_E_FAULT) return 43;
-    if (xm_mapping_read_slice_safe(gone, buf, sizeof buf, 2 * page, &copied) != XM_E_FAULT) return 44;
-    if (chained_segv || chained_bus) return 45;
-    /* a raw SIGSEGV elsewhere reaches the SA_SIGINFO handler with its address */
-    unsigned char *target = (unsigned char *)xm_mapping_ptr(m) + page + 8;
-    if (sigsetjmp(chained_env, 1) == 0) (void)*(volatile unsigned char *)target;
-    if (chained_segv != 1 || chained_addr != target) return 46;
-    /* a raw SIGBUS elsewhere reaches the plain handler */
-    if (sigsetjmp(chained_env, 1) == 0) (void)*(volatile unsigned char *)((unsigned char *)xm_mapping_ptr(gone) + page);
-    if (chained_bus != 1) return 47;
-    /* and the library still recovers its own afterwards */
-    if (xm_mapping_write_slice_safe(m, buf, sizeof buf, page, &copied) != XM_E_FAULT) return 48;
-    if (chained_segv != 1 || chained_bus != 1) return 49;
-    return 0;
+    return 51;
   }
   default:
     return 99;
   }
 }
 
+/* Waits up to seconds for the child; a child that hangs is killed and reported as CHILD_HUNG. */
+static int wait_child(pid_t pid, int seconds) {
+  int status = -1;
+  for (int i = 0; i < seconds * 50; i++) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0) return -1;
+    usleep(20000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return CHILD_HUNG;
+}
+
 static void run_children(void) {
   for (int k = 0; k < CHILD_COUNT; k++) {
+    if (!faults_in_children_ok) break;
+    if (k == CHILD_CONTROL_SIGBUS && !sigbus_addr_ok) continue;
     fflush(NULL);
     pid_t pid = fork();
-    if (pid == 0) _exit(child_main((enum child_kind)k));
-    int status = -1;
-    if (pid > 0 && waitpid(pid, &status, 0) != pid) status = -1;
-    child_status[k] = status;
+    if (pid == 0) _exit(100 + child_main((enum child_kind)k)); /* 100..199: the child survived */
+    child_status[k] = pid > 0 ? wait_child(pid, k <= CHILD_CONTROL_SIGBUS ? 10 : 60) : -1;
+    if (k == CHILD_CONTROL_SIGSEGV && child_status[k] == CHILD_HUNG) faults_in_children_ok = 0;
+    if (k == CHILD_CONTROL_SIGBUS && child_status[k] == CHILD_HUNG) sigbus_in_children_ok = 0;
   }
 }
 
@@ -182,14 +218,16 @@ static void run_children(void) {
 
 static void assert_child_died_of(enum child_kind k, int sig) {
   int st = child_status[k];
-  if (WIFEXITED(st))
+  if (st == CHILD_HUNG)
+    print_message("child \"%s\" hung (killed after its time)\n", child_names[k]);
+  else if (WIFEXITED(st))
     print_message("child \"%s\" exited with %d\n", child_names[k], WEXITSTATUS(st));
   else if (WIFSIGNALED(st))
     print_message("child \"%s\" died of signal %d\n", child_names[k], WTERMSIG(st));
-  assert_true(st != -1);
+  assert_true(st != -1 && st != CHILD_HUNG);
   if (XT_SANITIZER_HANDLES_FAULTS) {
     assert_false(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    if (WIFEXITED(st)) assert_true(WEXITSTATUS(st) < 10 || WEXITSTATUS(st) > 99); /* not one of ours */
+    if (WIFEXITED(st)) assert_true(WEXITSTATUS(st) < 100 || WEXITSTATUS(st) > 199); /* the sanitizer's exit */
   } else {
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), sig);
@@ -198,24 +236,92 @@ static void assert_child_died_of(enum child_kind k, int sig) {
 
 static void fault_elsewhere_kills(void **state) {
   (void)state;
-  assert_child_died_of(CHILD_DEFAULT_SIGBUS, SIGBUS);
+  if (!faults_in_children_ok)
+    XT_SKIP("a fault in a forked child is never delivered here, even without the library (qemu-i386 "
+            "7.2 spins on it): the child checks cannot run");
+  assert_child_died_of(CHILD_CONTROL_SIGSEGV, SIGSEGV);
+  if (!sigbus_addr_ok)
+    print_message("SIGBUS reports si_addr %p for a fault at %p here (qemu-user with a 32-bit guest): "
+                  "SIGSEGV stands in for it\n", (void *)sigbus_addr_seen, (void *)sigbus_addr_expected);
+  else if (!sigbus_in_children_ok)
+    print_message("a SIGBUS in a forked child is never delivered here: SIGSEGV stands in for it\n");
+  else
+    assert_child_died_of(CHILD_CONTROL_SIGBUS, SIGBUS);
+  assert_child_died_of(CHILD_DEFAULT_SIGBUS, SIGBUS_IN_CHILDREN ? SIGBUS : SIGSEGV);
   assert_child_died_of(CHILD_IGNORED_SIGSEGV, SIGSEGV);
   assert_child_died_of(CHILD_BUFFER_FAULT, SIGSEGV);
 }
 
+/* ---- chained handlers, in this process: installed before the library's handler, they still
+   get every fault that is not a safe copy's. Run from main() before anything installs the
+   library's handler; the result is checked by the chained_handlers test. */
+static sigjmp_buf chained_env;
+static volatile sig_atomic_t chained_segv, chained_bus;
+static void *volatile chained_addr;
+static void chained_segv_handler(int sig, siginfo_t *info, void *uc) {
+  (void)sig;
+  (void)uc;
+  chained_segv++;
+  chained_addr = info->si_addr;
+  siglongjmp(chained_env, 1);
+}
+static void chained_bus_handler(int sig) { /* a plain (non-SA_SIGINFO) handler */
+  (void)sig;
+  chained_bus++;
+  siglongjmp(chained_env, 1);
+}
+
+static int chained_result = -1;
+static int chained_steps(void) {
+  xm_descriptor fd;
+  unsigned char buf[64];
+  size_t copied;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = chained_segv_handler;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGSEGV, &sa, NULL) != 0) return 1;
+  sa.sa_handler = chained_bus_handler;
+  sa.sa_flags = 0;
+  if (sigaction(SIGBUS, &sa, NULL) != 0) return 2;
+  xm_mapping *gone = truncated_file_mapping(&fd);
+  xm_mapping *m = xt_anon(2 * page);
+  if (!gone || !m || mprotect((unsigned char *)xm_mapping_ptr(m) + page, page, PROT_NONE) != 0) return 3;
+  /* the safe copies recover their own faults (the first one installs the library's handler) */
+  if (xm_mapping_read_slice_safe(m, buf, sizeof buf, page, &copied) != XM_E_FAULT) return 4;
+  if (sigbus_addr_ok && xm_mapping_read_slice_safe(gone, buf, sizeof buf, 2 * page, &copied) != XM_E_FAULT)
+    return 5;
+  if (chained_segv || chained_bus) return 6;
+  /* a raw SIGSEGV elsewhere reaches the SA_SIGINFO handler with its address */
+  unsigned char *target = (unsigned char *)xm_mapping_ptr(m) + page + 8;
+  if (sigsetjmp(chained_env, 1) == 0) (void)*(volatile unsigned char *)target;
+  if (chained_segv != 1 || chained_addr != target) return 7;
+  /* a raw SIGBUS elsewhere reaches the plain handler */
+  if (sigsetjmp(chained_env, 1) == 0) (void)*(volatile unsigned char *)((unsigned char *)xm_mapping_ptr(gone) + page);
+  if (chained_bus != 1) return 8;
+  /* and the library still recovers its own afterwards */
+  if (xm_mapping_write_slice_safe(m, buf, sizeof buf, page, &copied) != XM_E_FAULT) return 9;
+  if (chained_segv != 1 || chained_bus != 1) return 10;
+  xm_mapping_free(m);
+  xm_mapping_free(gone);
+  xt_close(fd);
+  return 0;
+}
+
 static void chained_handlers(void **state) {
   (void)state;
-  int st = child_status[CHILD_CHAINED];
-  if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-    print_message("child \"chained handlers\": status 0x%x (exit %d: the step that failed)\n", st,
-                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-  assert_true(WIFEXITED(st));
-  assert_int_equal(WEXITSTATUS(st), 0);
+  if (chained_result != 0) print_message("chained handlers: step %d failed\n", chained_result);
+  assert_int_equal(chained_result, 0);
 }
 
 /* A file truncated under its mapping: SIGBUS on the pages past the end. */
 static void truncated_file(void **state) {
   (void)state;
+  if (!sigbus_addr_ok)
+    XT_SKIP("SIGBUS si_addr is %p for a fault at %p: this emulator reports host addresses (qemu-user "
+            "with a 32-bit guest), so no handler can place a SIGBUS", (void *)sigbus_addr_seen,
+            (void *)sigbus_addr_expected);
   own_fault_signals();
   xm_descriptor fd;
   xm_mapping *m = truncated_file_mapping(&fd);
@@ -470,13 +576,10 @@ int main(int argc, char **argv) {
 #else
   (void)argc;
   (void)argv;
+  probe_sigbus_address();
   run_children();
-  /* Install the library's handler in this process (a safe copy that does not fault) and keep it
-     for own_fault_signals(). */
-  xm_mapping *warm = xt_anon(page);
-  unsigned char b[8];
-  if (xm_mapping_read_slice_safe(warm, b, sizeof b, 0, NULL) != XM_OK) return 1;
-  xm_mapping_free(warm);
+  /* installs the library's handler over the test's own; kept for own_fault_signals() */
+  chained_result = chained_steps();
   sigaction(SIGBUS, NULL, &lib_sigbus);
   sigaction(SIGSEGV, NULL, &lib_sigsegv);
 #endif

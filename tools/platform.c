@@ -507,5 +507,4 @@ int tool_file_pwrite(const tool_file *f, const void *buf, size_t len, uint64_t o
 /* ---- the arena strategy ------------------------------------------------------------------ */
 /* Internal to the library (src/os.h): "mmap", "placeholders" or "split reservations". The tool
    links the static library, which has it. */
-const char *xm__os_arena_strategy(void);
-const char *tool_arena_strategy(void) { return xm__os_arena_strategy(); }
+const char *tool_arena_strategy(void) { return xm_arena_strategy(); }

@@ -18,6 +18,7 @@ extern "C" {
    than two compares in a tight access loop; elsewhere the plain form. */
 #if defined(__GNUC__) || defined(__clang__)
 #define XM__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define XM__COLD __attribute__((cold))
 #define XM__FITS(offset, size, limit)                                                              \
   __extension__({                                                                                  \
     size_t xm__end_;                                                                               \
@@ -25,6 +26,7 @@ extern "C" {
   })
 #else
 #define XM__UNLIKELY(x) (x)
+#define XM__COLD
 #define XM__FITS(offset, size, limit) ((offset) < (limit) && (size) <= (limit) - (offset))
 #endif
 
@@ -93,6 +95,9 @@ XM_API const char *xm_flush_method(void);
 /** Where xm_cacheline_size() came from: "cpuid", "ctr_el0", "hwprobe", "sysconf", "auxv",
     "GetLogicalProcessorInformation" or "assumed". */
 XM_API const char *xm_cacheline_source(void);
+/** How arenas are built here: "mmap" (POSIX), "placeholders" (Windows 10 1803+) or "split
+    reservations" (Windows without placeholders, e.g. Wine). */
+XM_API const char *xm_arena_strategy(void);
 /** The library's version, "MAJOR.MINOR.PATCH". */
 XM_API const char *xm_version(void);
 /** @} */
@@ -244,12 +249,12 @@ XM_API int xm_mapping_read_obj_volatile(const xm_mapping *m, void *obj, size_t s
 
 /* The out-of-line halves of the checked accessors: the exact status for what the fast path
    does not take. Not for direct use. */
-XM_API int xm__mapping_write_slice_slow(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied);
-XM_API int xm__mapping_read_slice_slow(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied);
+XM_API XM__COLD int xm__mapping_write_slice_slow(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied);
+XM_API XM__COLD int xm__mapping_read_slice_slow(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied);
 /* For objects: XM_OK when the access may go ahead, 1 when there is nothing to copy (size 0), or
    the failure status. */
-XM_API int xm__mapping_check_obj(const xm_mapping *m, size_t size, size_t offset, xm_prot need);
-XM_API int xm__mapping_get_slice_slow(const xm_mapping *m, size_t offset, size_t count, xm_slice *out);
+XM_API XM__COLD int xm__mapping_check_obj(const xm_mapping *m, size_t size, size_t offset, xm_prot need);
+XM_API XM__COLD int xm__mapping_get_slice_slow(const xm_mapping *m, size_t offset, size_t count, xm_slice *out);
 
 /** Copies min(len, size - offset) bytes from buf at offset; offset > size is XM_E_INVALID_ADDRESS.
     m must not be NULL (undefined behaviour on this hot path). copied may be NULL. */
