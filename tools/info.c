@@ -253,6 +253,64 @@ static void probe_fault_safe(struct feature *f) {
   xm_mapping_free(m);
 }
 
+/* Beyond-crosvm features: each probe builds what the feature needs and reports the status. */
+static int try_unaligned_offset(void) {
+  xm_shm *s = NULL;
+  int rc = xm_shm_new("xmmap-info", 2 * xm_allocation_granularity(), &s);
+  if (rc) return rc;
+  xm_builder b = xm_builder_new(64);
+  xm_builder_from_shm(&b, s);
+  xm_builder_offset(&b, xm_allocation_granularity() + 1);
+  xm_mapping *m = NULL;
+  rc = xm_builder_build(&b, &m);
+  xm_mapping_free(m);
+  xm_shm_free(s);
+  return rc;
+}
+
+static int try_private(void) {
+  xm_builder b = xm_builder_new(xm_page_size());
+  xm_builder_private(&b);
+  xm_mapping *m = NULL;
+  int rc = xm_builder_build(&b, &m);
+  xm_mapping_free(m);
+  return rc;
+}
+
+static int try_guard_pages(void) {
+  xm_builder b = xm_builder_new(xm_page_size());
+  xm_builder_guard_pages(&b, 1);
+  xm_mapping *m = NULL;
+  int rc = xm_builder_build(&b, &m);
+  xm_mapping_free(m);
+  return rc;
+}
+
+static int try_protect(void) {
+  xm_mapping *m = scratch(2 * xm_page_size());
+  if (!m) return XM_E_SYSTEM_CALL;
+  int rc = xm_mapping_protect(m, 0, xm_page_size(), XM_PROT_READ);
+  if (!rc) rc = xm_mapping_protect(m, 0, xm_page_size(), XM_PROT_READ_WRITE);
+  xm_mapping_free(m);
+  return rc;
+}
+
+static int try_sync_modes(void) {
+  xm_mapping *m = scratch(xm_page_size());
+  if (!m) return XM_E_SYSTEM_CALL;
+  int rc = xm_mapping_sync_range(m, 0, 1, XM_SYNC_ASYNC);
+  if (!rc) rc = xm_mapping_sync_range(m, 0, 1, XM_SYNC_SYNC);
+  xm_mapping_free(m);
+  return rc;
+}
+
+static void probe_with(struct feature *f, int (*try_it)(void), const char *how) {
+  if (try_it() == XM_OK)
+    set(f, YES, how);
+  else
+    set_missing(f);
+}
+
 int tool_info(int argc, char **argv) {
   bool json = false;
   for (int i = 1; i < argc; i++) {
@@ -282,6 +340,11 @@ int tool_info(int argc, char **argv) {
       {"async_prefetch", "async prefetch", NO, ""},
       {"lock_on_fault", "lock on fault", NO, ""},
       {"fault_safe_copy", "fault-safe copies", NO, ""},
+      {"unaligned_offsets", "unaligned offsets", NO, ""},
+      {"private_mappings", "private mappings", NO, ""},
+      {"guard_pages", "guard pages", NO, ""},
+      {"protection_changes", "protection changes", NO, ""},
+      {"sync_modes", "async/sync write-back", NO, ""},
   };
   probe_shm(&features[0], &features[1]);
   probe_populate_write(&features[2]);
@@ -293,6 +356,11 @@ int tool_info(int argc, char **argv) {
   probe_prefetch(&features[8]);
   probe_lock(&features[9]);
   probe_fault_safe(&features[10]);
+  probe_with(&features[11], try_unaligned_offset, "mapped from the boundary below, pointer adjusted");
+  probe_with(&features[12], try_private, "copy-on-write (MAP_PRIVATE / FILE_MAP_COPY)");
+  probe_with(&features[13], try_guard_pages, "inaccessible pages before and after");
+  probe_with(&features[14], try_protect, "lower and raise again up to the built protection");
+  probe_with(&features[15], try_sync_modes, "XM_SYNC_ASYNC and XM_SYNC_SYNC");
   const size_t nfeatures = sizeof features / sizeof features[0];
 
   if (json) {
