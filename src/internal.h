@@ -92,6 +92,8 @@ int xm__slice_range(void *addr, size_t size, size_t offset, size_t count, xm_sli
    XM_E_INVALID_RANGE for the named helpers and XM_E_INVALID_ADDRESS for region advice). */
 int xm__advise_range(void *base, size_t size, size_t offset, size_t len, xm_advice advice,
                      const struct xm__os_view *view, int range_status);
+/* "WILLNEED" etc., for messages. */
+const char *xm__advice_name(xm_advice advice);
 /* Durable write-back of [offset, offset + len) of the size bytes at base (start rounded down to
    the granularity); a range leaving the region fails with range_status. */
 int xm__sync_range(void *base, size_t size, size_t offset, size_t len, xm_sync mode,

@@ -350,7 +350,7 @@ int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
 }
 
 /* ---- advice --------------------------------------------------------------------------------- */
-static const char *advice_name(xm_advice advice) {
+const char *xm__advice_name(xm_advice advice) {
   static const char *const names[] = {"NORMAL", "RANDOM", "SEQUENTIAL", "WILLNEED", "DONTNEED", "REMOVE",
                                       "DONTFORK", "DOFORK", "HUGEPAGE", "NOHUGEPAGE", "DONTDUMP", "DODUMP",
                                       "MERGEABLE", "UNMERGEABLE", "COLD", "PAGEOUT", "POPULATE_READ",
@@ -373,7 +373,7 @@ int xm__advise_range(void *base, size_t size, size_t offset, size_t len, xm_advi
     bool end_ok = offset + len == size || (start + len) % page == 0;
     if (start % page != 0 || !end_ok)
       return xm__fail(XM_E_NOT_PAGE_ALIGNED, "%s: MADV_%s needs a page-aligned range, got offset=%zu count=%zu",
-                      xm_strerror(XM_E_NOT_PAGE_ALIGNED), advice_name(advice), offset, len);
+                      xm_strerror(XM_E_NOT_PAGE_ALIGNED), xm__advice_name(advice), offset, len);
   }
   uintptr_t aligned = xm__align_down(start, page);
   return xm__os_advise(view, (void *)aligned, len + (size_t)(start - aligned), advice);

@@ -24,23 +24,6 @@ long xm__test_os_calls(void);
 void xm__test_fail_nth(long n, int os_error);
 const char *xm__os_arena_strategy(void); /* white-box: src/os.h */
 
-/* A sanitizer's allocator maps memory as the program allocates (ASan's quarantine keeps freed
-   blocks from being reused), which a mapping count cannot tell from a leak: under a sanitizer
-   only the handles are compared (and the arena tests check the arena's own range precisely). */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define XT_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define XT_SANITIZER 1
-#endif
-#endif
-static void assert_no_leak(xt_snapshot before) {
-  xt_snapshot now = xt_snap();
-#ifdef XT_SANITIZER
-  now.mappings = before.mappings;
-#endif
-  xt_assert_same(before, now);
-}
 
 /* Every arena offset and rounded size is a multiple of this (64 KiB on Windows). */
 #define U (xm_allocation_granularity())
@@ -384,7 +367,7 @@ static void file_in_arena(void **state) {
   XT_OK(xm_arena_remove(a, 0, 6 * U));
   xm_arena_free(a);
   assert_released(base, 6 * U);
-  assert_no_leak(before);
+  xt_assert_no_leak(before);
   xt_close(f);
   free(data);
 }
@@ -520,7 +503,7 @@ static void overlapping_changes_model(void **state) {
 
   xm_arena_free(a);
   assert_released(base, MODEL_UNITS * U);
-  assert_no_leak(before);
+  xt_assert_no_leak(before);
   xm_shm_free(shm);
 }
 
@@ -616,7 +599,7 @@ static void failures_leave_arena_consistent(void **state) {
     assert_int_equal(rc, XM_E_SYSTEM_CALL);
     assert_int_equal(xm_os_error(), INJECTED_ERROR);
     assert_null(a);
-    assert_no_leak(before);
+    xt_assert_no_leak(before);
   }
 
   /* every OS call of an add that cuts into two pieces fails in turn */
@@ -670,11 +653,11 @@ static void failures_leave_arena_consistent(void **state) {
       assert_int_equal(base[3 * U], 0);
       xm_arena_free(a);
       assert_released(base, 8 * U);
-      assert_no_leak(with_shm);
+      xt_assert_no_leak(with_shm);
     }
   }
   xm_shm_free(shm);
-  assert_no_leak(before);
+  xt_assert_no_leak(before);
 }
 
 /* Arenas leak nothing: reservations, views and handles all go with xm_arena_free. */
@@ -697,7 +680,7 @@ static void no_leaks(void **state) {
     assert_int_equal(base[2 * U + 1], '1');
     xm_arena_free(a);
     assert_released(base, 8 * U);
-    assert_no_leak(before);
+    xt_assert_no_leak(before);
   }
   CLOSE_SECTION(s);
   xt_close(f);

@@ -14,23 +14,6 @@
 long xm__test_os_calls(void);
 void xm__test_fail_nth(long n, int os_error);
 
-/* A sanitizer's allocator maps memory as the program allocates (ASan's quarantine keeps freed
-   blocks from being reused), which a mapping count cannot tell from a leak: under a sanitizer
-   only the handles are compared (and the arena tests check the arena's own range precisely). */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define XT_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define XT_SANITIZER 1
-#endif
-#endif
-static void assert_no_leak(xt_snapshot before) {
-  xt_snapshot now = xt_snap();
-#ifdef XT_SANITIZER
-  now.mappings = before.mappings;
-#endif
-  xt_assert_same(before, now);
-}
 
 /* The unit of mapping offsets: the page on POSIX, 64 KiB on Windows. */
 #define U (xm_allocation_granularity())
@@ -76,7 +59,7 @@ static void new_too_huge(void **state) {
   assert_null(shm); /* out-parameters are written only on success */
   assert_true(strlen(xm_errmsg()) > 0);
   print_message("0x8000000000000000: %s\n", xm_errmsg());
-  assert_no_leak(before);
+  xt_assert_no_leak(before);
 }
 
 /* ---- crosvm's base/src/sys/linux/shm.rs ------------------------------------------------------ */
@@ -257,13 +240,13 @@ static void from_descriptor_adopts(void **state) {
   assert_int_equal(((unsigned char *)xm_mapping_ptr(m2))[0], 0x5e);
   xm_mapping_free(m2);
   xm_shm_free(adopted); /* it owned the duplicate: closing it leaks nothing */
-  assert_no_leak(before);
+  xt_assert_no_leak(before);
 
   /* a given size is taken as it is */
   XT_OK(xm_shm_from_descriptor(dup_descriptor(xm_shm_descriptor(shm)), U, &adopted));
   assert_int_equal(xm_shm_size(adopted), U);
   xm_shm_free(adopted);
-  assert_no_leak(before);
+  xt_assert_no_leak(before);
 
   /* an invalid descriptor is an OS error */
   adopted = NULL;
@@ -310,7 +293,7 @@ static void write_seal(void **state) {
   XT_STATUS(XM_E_SYSTEM_CALL, xm_builder_build(&b, &m)); /* read-write: refused, not made private */
   assert_null(m);
   assert_int_equal(xm_os_error(), EPERM);
-  assert_no_leak(before);
+  xt_assert_no_leak(before);
   m = map_shm(shm, 2 * U, 0, XM_PROT_READ);
   assert_int_equal(((unsigned char *)xm_mapping_ptr(m))[U + 1], 0x6b);
   xm_mapping_free(m);
@@ -359,7 +342,7 @@ static void no_leaks(void **state) {
     xm_mapping_free(m);
     xm_shm_free(clone);
     xm_shm_free(shm);
-    assert_no_leak(before);
+    xt_assert_no_leak(before);
   }
   /* every OS call of xm_shm_new fails in turn: the status says so and nothing stays open */
   for (long n = 1;; n++) {
@@ -376,7 +359,7 @@ static void no_leaks(void **state) {
     assert_int_equal(rc, XM_E_SYSTEM_CALL);
     assert_int_equal(xm_os_error(), INJECTED_ERROR);
     assert_null(shm);
-    assert_no_leak(before);
+    xt_assert_no_leak(before);
   }
   /* and of xm_shm_clone */
   xm_shm *shm = new_shm("inject", 4096);
@@ -386,9 +369,9 @@ static void no_leaks(void **state) {
   XT_STATUS(XM_E_SYSTEM_CALL, xm_shm_clone(shm, &clone));
   xm__test_fail_nth(0, 0);
   assert_null(clone);
-  assert_no_leak(with_shm);
+  xt_assert_no_leak(with_shm);
   xm_shm_free(shm);
-  assert_no_leak(before);
+  xt_assert_no_leak(before);
 }
 
 static void null_handles(void **state) {

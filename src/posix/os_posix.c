@@ -389,8 +389,8 @@ static int to_madvise(xm_advice advice) {
 int xm__os_advise(const struct xm__os_view *view, void *addr, size_t len, xm_advice advice) {
   (void)view;
   int a = to_madvise(advice);
-  if (a < 0) return xm__fail(XM_E_NOT_IMPLEMENTED, "%s: advice %d has no equivalent here",
-                             xm_strerror(XM_E_NOT_IMPLEMENTED), (int)advice);
+  if (a < 0) return xm__fail(XM_E_NOT_IMPLEMENTED, "%s: MADV_%s has no equivalent here",
+                             xm_strerror(XM_E_NOT_IMPLEMENTED), xm__advice_name(advice));
   if (injected() || madvise(addr, len, a) != 0) return fail_errno("madvise");
   return XM_OK;
 }

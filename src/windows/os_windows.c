@@ -566,14 +566,6 @@ int xm__os_protect(const struct xm__os_view *view, void *addr, size_t len, xm_pr
   return XM_OK;
 }
 
-static const char *advice_name(xm_advice advice) {
-  static const char *const names[] = {"NORMAL", "RANDOM", "SEQUENTIAL", "WILLNEED", "DONTNEED", "REMOVE",
-                                      "DONTFORK", "DOFORK", "HUGEPAGE", "NOHUGEPAGE", "DONTDUMP", "DODUMP",
-                                      "MERGEABLE", "UNMERGEABLE", "COLD", "PAGEOUT", "POPULATE_READ",
-                                      "POPULATE_WRITE"};
-  return (unsigned)advice < sizeof names / sizeof names[0] ? names[advice] : "unknown";
-}
-
 int xm__os_advise(const struct xm__os_view *view, void *addr, size_t len, xm_advice advice) {
   switch (advice) {
   case XM_ADVICE_WILLNEED: {
@@ -592,7 +584,7 @@ int xm__os_advise(const struct xm__os_view *view, void *addr, size_t len, xm_adv
     return XM_OK;
   default:
     return xm__fail(XM_E_NOT_IMPLEMENTED, "%s: MADV_%s has no Windows equivalent", xm_strerror(XM_E_NOT_IMPLEMENTED),
-                    advice_name(advice));
+                    xm__advice_name(advice));
   }
 }
 
