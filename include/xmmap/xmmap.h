@@ -1,4 +1,5 @@
-/* xmmap: one memory-mapping API for emulators and VMMs on Linux and Windows. */
+/** @file xmmap.h
+    xmmap: one memory-mapping API for emulators and VMMs on Linux and Windows. */
 #ifndef XMMAP_XMMAP_H
 #define XMMAP_XMMAP_H
 
@@ -82,6 +83,7 @@ XM_API int xm_os_error(void);
 /* ------------------------------------------------------------------------------------------ */
 /** @name System facts (each computed once, thread-safe) */
 /** @{ */
+/** The page size (sysconf / GetNativeSystemInfo). */
 XM_API size_t xm_page_size(void);
 /** 64 KiB on Windows; the page size on POSIX. Offsets and arena ranges are multiples of it. */
 XM_API size_t xm_allocation_granularity(void);
@@ -110,11 +112,12 @@ typedef void *xm_descriptor; /**< a HANDLE */
 #else
 typedef int xm_descriptor; /**< a file descriptor */
 #endif
+/** Access a mapping allows: XM_PROT_* bits. */
 typedef unsigned xm_prot;
-#define XM_PROT_NONE 0u
-#define XM_PROT_READ 1u
-#define XM_PROT_WRITE 2u
-#define XM_PROT_READ_WRITE 3u
+#define XM_PROT_NONE 0u       /**< no access: every access faults */
+#define XM_PROT_READ 1u       /**< reads */
+#define XM_PROT_WRITE 2u      /**< writes (Windows views that write can also read) */
+#define XM_PROT_READ_WRITE 3u /**< reads and writes: the builder's default */
 /** True when every access in other is allowed by self. */
 XM_API bool xm_prot_allows(xm_prot self, xm_prot other);
 /** @} */
@@ -123,6 +126,7 @@ XM_API bool xm_prot_allows(xm_prot self, xm_prot other);
 /** @name Shared memory: a memfd on Linux (shm_open elsewhere), a pagefile section on Windows.
  * Descriptors and handles the library creates are close-on-exec / non-inheritable. */
 /** @{ */
+/** A shared-memory object: a descriptor and its size. */
 typedef struct xm_shm xm_shm;
 /** Creates a shared-memory object of size bytes. debug_name shows in /proc/self/fd on Linux
     (at most 249 bytes); Windows sections are unnamed and cannot be empty (size 0 fails there with
@@ -133,17 +137,20 @@ XM_API int xm_shm_clone(const xm_shm *shm, xm_shm **out);
 /** Adopts a received descriptor (fd or section handle): on success shm owns it, on failure the
     caller still does. size 0 = query it (fstat / the section's size, page-rounded on Windows). */
 XM_API int xm_shm_from_descriptor(xm_descriptor d, uint64_t size, xm_shm **out);
+/** The size given at creation (or adoption). */
 XM_API uint64_t xm_shm_size(const xm_shm *shm);
 /** The fd, or on Windows the section handle; stays owned by shm. */
 XM_API xm_descriptor xm_shm_descriptor(const xm_shm *shm);
+/** Closes the descriptor; mappings made from it stay valid. */
 XM_API void xm_shm_free(xm_shm *shm);
-#define XM_SEAL_SEAL 1u
-#define XM_SEAL_SHRINK 2u
-#define XM_SEAL_GROW 4u
-#define XM_SEAL_WRITE 8u
-#define XM_SEAL_FUTURE_WRITE 16u
+#define XM_SEAL_SEAL 1u         /**< no more seals (F_SEAL_SEAL) */
+#define XM_SEAL_SHRINK 2u       /**< the size cannot shrink (F_SEAL_SHRINK) */
+#define XM_SEAL_GROW 4u         /**< the size cannot grow (F_SEAL_GROW) */
+#define XM_SEAL_WRITE 8u        /**< no writes, no writable shared mappings (F_SEAL_WRITE) */
+#define XM_SEAL_FUTURE_WRITE 16u /**< no new writable mappings (F_SEAL_FUTURE_WRITE) */
 /** XM_E_NOT_IMPLEMENTED where the system has no seals (Windows, shm_open). */
 XM_API int xm_shm_get_seals(const xm_shm *shm, unsigned *seals);
+/** Adds XM_SEAL_* bits (F_ADD_SEALS); XM_E_NOT_IMPLEMENTED where the object cannot be sealed. */
 XM_API int xm_shm_add_seals(xm_shm *shm, unsigned seals);
 /** @} */
 
@@ -152,6 +159,7 @@ XM_API int xm_shm_add_seals(xm_shm *shm, unsigned seals);
  * No descriptor means an anonymous shared mapping. Size 0 is a valid empty mapping (no OS call,
  * pointer NULL). Validation runs before any OS call. */
 /** @{ */
+/** A mapping made by xm_builder_build. */
 typedef struct xm_mapping xm_mapping;
 /** A builder is a plain value: copy it, reuse it. Its members are private; its size is ABI. */
 typedef struct xm_builder {
@@ -170,9 +178,11 @@ typedef struct xm_builder {
   } _private;
   uint64_t _reserved[8];
 } xm_builder;
+/** A builder for an anonymous read-write mapping of size bytes. */
 XM_API xm_builder xm_builder_new(size_t size);
 /** Maps a file: a file fd, or on Windows a file HANDLE (the mapping keeps its own duplicate). */
 XM_API void xm_builder_from_file(xm_builder *b, xm_descriptor file);
+/** Maps a shared-memory object. */
 XM_API void xm_builder_from_shm(xm_builder *b, const xm_shm *shm);
 /** POSIX: any mappable fd; Windows: a section (file-mapping) handle. */
 XM_API void xm_builder_from_descriptor(xm_builder *b, xm_descriptor d);
@@ -196,20 +206,23 @@ XM_API void xm_builder_guard_pages(xm_builder *b, size_t pages);
 XM_API void xm_builder_fixed_noreplace(xm_builder *b, void *addr);
 /** Huge pages of page_size bytes (0 = the system default): MAP_HUGETLB / SEC_LARGE_PAGES. */
 XM_API void xm_builder_huge_pages(xm_builder *b, size_t page_size);
+/** Validates the options (before any OS call), then maps. */
 XM_API int xm_builder_build(const xm_builder *b, xm_mapping **out);
 /** @} */
 
 /* ------------------------------------------------------------------------------------------ */
 /** @name Volatile slices (crosvm VolatileSlice); the layout of struct iovec on POSIX */
 /** @{ */
+/** A view of size bytes at addr that others may change at any time. */
 typedef struct xm_slice {
-  void *addr;
-  size_t size;
+  void *addr;  /**< the first byte */
+  size_t size; /**< the length in bytes */
 } xm_slice;
 /** [offset, offset + count) of s: XM_E_OVERFLOW or XM_E_OUT_OF_BOUNDS with details. */
 XM_API int xm_slice_sub(xm_slice s, size_t offset, size_t count, xm_slice *out);
 /** s advanced by count bytes. */
 XM_API int xm_slice_offset(xm_slice s, size_t count, xm_slice *out);
+/** Sets every byte of the slice to value. */
 XM_API void xm_slice_write_bytes(xm_slice s, uint8_t value);
 /** Copies min(s.size, len) bytes out of the slice; returns the count. */
 XM_API size_t xm_slice_copy_to(xm_slice s, void *buf, size_t len);
@@ -217,6 +230,7 @@ XM_API size_t xm_slice_copy_to(xm_slice s, void *buf, size_t len);
 XM_API size_t xm_slice_copy_from(xm_slice s, const void *buf, size_t len);
 /** Copies min(src.size, dst.size) bytes; overlap-safe. */
 XM_API size_t xm_slice_copy_to_slice(xm_slice src, xm_slice dst);
+/** Whether every byte is zero. */
 XM_API bool xm_slice_is_all_zero(xm_slice s);
 /** @} */
 
@@ -235,16 +249,21 @@ typedef struct xm_mapping_prefix {
   size_t write_limit;  /**< size if the whole mapping is writable, else 0 */
 } xm_mapping_prefix;
 
+/** The first byte of the mapping (NULL for an empty mapping). */
 XM_API void *xm_mapping_ptr(const xm_mapping *m);
+/** The size asked for. */
 XM_API size_t xm_mapping_size(const xm_mapping *m);
+/** Unmaps and releases everything the mapping holds (its duplicate handle on Windows). */
 XM_API void xm_mapping_free(xm_mapping *m);
 /** Durable flush of the whole mapping (msync MS_SYNC / FlushViewOfFile + FlushFileBuffers). */
 XM_API int xm_mapping_msync(const xm_mapping *m);
 /** Cleans every cache line of [offset, offset + len) to the point of coherency, then a barrier. */
 XM_API int xm_mapping_flush_region(const xm_mapping *m, size_t offset, size_t len);
+/** xm_mapping_flush_region over the whole mapping. */
 XM_API int xm_mapping_flush_all(const xm_mapping *m);
 /** One access of size 1, 2, 4 or 8 at a naturally aligned offset, preceded by a full fence. */
 XM_API int xm_mapping_write_obj_volatile(const xm_mapping *m, const void *obj, size_t size, size_t offset);
+/** One read of size 1, 2, 4 or 8 at a naturally aligned offset. */
 XM_API int xm_mapping_read_obj_volatile(const xm_mapping *m, void *obj, size_t size, size_t offset);
 
 /* The out-of-line halves of the checked accessors: the exact status for what the fast path
@@ -310,14 +329,18 @@ static inline int xm_mapping_get_slice(const xm_mapping *m, size_t offset, size_
   }
   return xm__mapping_get_slice_slow(m, offset, count, out);
 }
+/** Reads *ptr from offset: xm_mapping_read_obj with the object's size. */
 #define XM_READ_OBJ(m, offset, ptr) xm_mapping_read_obj((m), (ptr), sizeof *(ptr), (offset))
+/** Writes *ptr at offset: xm_mapping_write_obj with the object's size. */
 #define XM_WRITE_OBJ(m, offset, ptr) xm_mapping_write_obj((m), (ptr), sizeof *(ptr), (offset))
 
 /** Like xm_mapping_read_slice, but a fault inside the mapping (file truncated, I/O error, page
     made inaccessible) gives XM_E_FAULT with the faulting offset instead of killing the process. */
 XM_API int xm_mapping_read_slice_safe(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied);
+/** Like xm_mapping_write_slice, but a fault inside the mapping gives XM_E_FAULT. */
 XM_API int xm_mapping_write_slice_safe(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied);
 
+/** How far xm_mapping_sync_range takes the data. */
 typedef enum xm_sync {
   XM_SYNC_ASYNC, /**< MS_ASYNC / FlushViewOfFile: schedule write-back */
   XM_SYNC_SYNC,  /**< MS_SYNC / FlushViewOfFile + FlushFileBuffers: durable on return */
@@ -332,10 +355,13 @@ XM_API int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot 
 /** @name Regions, external mappings and the arena (crosvm MappedRegion, ExternalMapping,
  * MemoryMappingArena) */
 /** @{ */
+/** The MappedRegion interface: a mapping's, an arena's or an external mapping's memory. */
 typedef struct xm_region xm_region;
 /** The mapping's region; lives and dies with the mapping. */
 XM_API xm_region *xm_mapping_region(xm_mapping *m);
+/** The region's first byte. */
 XM_API void *xm_region_ptr(const xm_region *r);
+/** The region's size. */
 XM_API size_t xm_region_size(const xm_region *r);
 /** XM_E_ADD_FD_MAPPING_UNSUPPORTED unless the region is an arena. */
 XM_API int xm_region_add_fd_mapping(xm_region *r, size_t offset, size_t size, xm_descriptor d,
@@ -349,21 +375,26 @@ XM_API int xm_external_mapping_new(uint64_t ptr, size_t size, xm_region **out);
 /** Frees only regions made by xm_external_mapping_new. */
 XM_API void xm_region_free(xm_region *r);
 
+/** Reserved address space into which memory and descriptors are mapped. */
 typedef struct xm_arena xm_arena;
 /** Reserves size bytes of inaccessible address space. */
 XM_API int xm_arena_new(size_t size, xm_arena **out);
+/** Maps anonymous shared memory over [offset, offset + size), replacing what was there. */
 XM_API int xm_arena_add_anon(xm_arena *a, size_t offset, size_t size, xm_prot prot);
 /** On Windows d is a section handle. */
 XM_API int xm_arena_add_fd(xm_arena *a, size_t offset, size_t size, xm_descriptor d, uint64_t d_offset, xm_prot prot);
 /** Returns the range to inaccessible reserved space: later access faults. */
 XM_API int xm_arena_remove(xm_arena *a, size_t offset, size_t size);
+/** The arena's region; lives and dies with the arena. */
 XM_API xm_region *xm_arena_region(xm_arena *a);
+/** Unmaps everything and releases the reservation. */
 XM_API void xm_arena_free(xm_arena *a);
 /** @} */
 
 /* ------------------------------------------------------------------------------------------ */
 /** @name Advice and locking (crosvm MemoryMappingUnix, MappedRegion::madvise) */
 /** @{ */
+/** Portable advice: MADV_* on Linux, the native equivalent (or XM_E_NOT_IMPLEMENTED) on Windows. */
 typedef enum xm_advice {
   XM_ADVICE_NORMAL, XM_ADVICE_RANDOM, XM_ADVICE_SEQUENTIAL, XM_ADVICE_WILLNEED,
   XM_ADVICE_DONTNEED, XM_ADVICE_REMOVE, XM_ADVICE_DONTFORK, XM_ADVICE_DOFORK,
@@ -371,10 +402,13 @@ typedef enum xm_advice {
   XM_ADVICE_MERGEABLE, XM_ADVICE_UNMERGEABLE, XM_ADVICE_COLD, XM_ADVICE_PAGEOUT,
   XM_ADVICE_POPULATE_READ, XM_ADVICE_POPULATE_WRITE,
 } xm_advice;
+/** Advice on [offset, offset + len); XM_E_INVALID_RANGE with details when it leaves the mapping. */
 XM_API int xm_mapping_advise(const xm_mapping *m, size_t offset, size_t len, xm_advice advice);
+/** Advice on [offset, offset + len) of a region; XM_E_INVALID_ADDRESS when it leaves it. */
 XM_API int xm_region_advise(const xm_region *r, size_t offset, size_t len, xm_advice advice);
 /** MADV_HUGEPAGE on mappings of at least the PMD size; a no-op below it. */
 XM_API int xm_mapping_use_hugepages(const xm_mapping *m);
+/** MADV_DONTFORK: children of fork() do not get the mapping. */
 XM_API int xm_mapping_use_dontfork(const xm_mapping *m);
 /** Frees the backing store of the range (MADV_REMOVE): later reads return zeros. */
 XM_API int xm_mapping_remove_range(const xm_mapping *m, size_t offset, size_t count);
@@ -384,6 +418,7 @@ XM_API int xm_mapping_async_prefetch(const xm_mapping *m, size_t offset, size_t 
 XM_API int xm_mapping_drop_page_cache(const xm_mapping *m, size_t offset, size_t count);
 /** mlock2(MLOCK_ONFAULT); on Windows VirtualLock, which locks at once. */
 XM_API int xm_mapping_lock_on_fault(const xm_mapping *m, size_t offset, size_t count);
+/** munlock / VirtualUnlock. */
 XM_API int xm_mapping_unlock(const xm_mapping *m, size_t offset, size_t count);
 /** @} */
 
