@@ -14,6 +14,13 @@
 #                       any case (crash, sanitizer report at exit, timeout);
 #   a test without cmocka output (xmmap_add_program_test) counts as one case.
 # "ctest" is ctest's own pass/total, without the Wine fixture's start/stop helpers.
+# "counts" shows what the reliability tests print (issue 7): fault points injected
+# (test_fault_injection), bad inputs tried (test_bad_input) and fuzz executions (libFuzzer's
+# "Done N runs", host-fuzz). The reliability legs: host-tsan (the threaded tests under TSan),
+# host-valgrind (the host suite under valgrind memcheck: zero errors, zero definite or indirect
+# leaks; the consumer and `xmmap info` tests are left out there: the consumer's programs are static
+# and `xmmap info` faults at a stack depth valgrind cannot deliver a signal to) and host-fuzz (each
+# libFuzzer target for ~30 s against its reference model).
 # The arch column is `file` on every test binary the target built (build/<target>/xmmap-binaries/).
 # Exit status is non-zero when any target fails or runs zero tests. The last line is
 # "N passed, N failed, N skipped", where failed also counts each target that failed without a
@@ -21,7 +28,7 @@
 set -uo pipefail
 
 # The matrix: one entry per workflow preset in CMakePresets.json.
-TARGETS=(host host-asan mingw64 aarch64 armhf riscv64 i686 ppc64le)
+TARGETS=(host host-asan host-tsan host-valgrind host-fuzz mingw64 aarch64 armhf riscv64 i686 ppc64le)
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 root=$PWD
@@ -126,10 +133,35 @@ count_junit() {
   ' "$1"
 }
 
+# Reads a ctest JUnit file; prints: fault_points bad_inputs fuzz_runs (what the reliability tests print).
+count_extras() {
+  awk '
+    function number(   s) { s = substr($0, RSTART, RLENGTH); gsub(/[^0-9]/, "", s); return s + 0 }
+    match($0, /fault points injected: [0-9]+/) { faults += number() }
+    match($0, /bad inputs tried: [0-9]+/) { bad += number() }
+    match($0, /Done [0-9]+ runs in/) { runs += number() }
+    END { printf "%d %d %d\n", faults, bad, runs }
+  ' "$1"
+}
+
+# "faults 1324, bad 119" / "fuzz 2.3M runs" / "-"
+fmt_counts() {
+  local out=() runs
+  [ "$1" -gt 0 ] && out+=("faults $1")
+  [ "$2" -gt 0 ] && out+=("bad $2")
+  if [ "$3" -gt 0 ]; then
+    if [ "$3" -ge 1000000 ]; then runs="$(($3 / 100000))"; runs="${runs%?}.${runs: -1}M"
+    elif [ "$3" -ge 1000 ]; then runs="$(($3 / 1000))k"; else runs=$3; fi
+    out+=("fuzz $runs runs")
+  fi
+  if [ ${#out[@]} -eq 0 ]; then echo "-"; else (IFS=,; echo "${out[*]}" | sed 's/,/, /g'); fi
+}
+
 fmt_time() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
 rows=()
 total_pass=0 total_fail=0 total_skip=0 failed_targets=()
+total_faults=0 total_bad=0 total_runs=0
 n=0
 for t in "${targets[@]}"; do
   n=$((n + 1))
@@ -142,10 +174,12 @@ for t in "${targets[@]}"; do
   rc=$?
   secs=$((SECONDS - start))
 
-  run=0 pass=0 fail=0 skip=0 ct_pass=0 ct_total=0
+  run=0 pass=0 fail=0 skip=0 ct_pass=0 ct_total=0 faults=0 bad=0 runs=0
   if [ -f "$dir/junit.xml" ]; then
     read -r run pass fail skip ct_pass ct_total < <(count_junit "$dir/junit.xml")
+    read -r faults bad runs < <(count_extras "$dir/junit.xml")
   fi
+  total_faults=$((total_faults + faults)); total_bad=$((total_bad + bad)); total_runs=$((total_runs + runs))
   arch=$(target_arch "$dir" "$log")
 
   result=ok
@@ -168,19 +202,21 @@ for t in "${targets[@]}"; do
     tail -n 60 "$log" | sed 's/^/  /'
     echo "-----"
   fi
-  rows+=("$t|$arch|$run|$pass|$fail|$skip|$ct_pass/$ct_total|$(fmt_time "$secs")|${result%% *}")
+  rows+=("$t|$arch|$run|$pass|$fail|$skip|$ct_pass/$ct_total|$(fmt_time "$secs")|${result%% *}|$(fmt_counts "$faults" "$bad" "$runs")")
 done
 
 echo
-fmt='%-10s | %-16s | %9s | %6s | %6s | %7s | %7s | %7s | %s\n'
+fmt='%-13s | %-16s | %9s | %6s | %6s | %7s | %7s | %7s | %-6s | %s\n'
 # shellcheck disable=SC2059
-printf "$fmt" target "arch of binaries" "tests run" passed failed skipped ctest time result
-printf '%s\n' "-----------+------------------+-----------+--------+--------+---------+---------+---------+-------"
+printf "$fmt" target "arch of binaries" "tests run" passed failed skipped ctest time result counts
+printf '%s\n' "--------------+------------------+-----------+--------+--------+---------+---------+---------+--------+-------"
 for r in "${rows[@]}"; do
-  IFS='|' read -r c1 c2 c3 c4 c5 c6 c7 c8 c9 <<<"$r"
+  IFS='|' read -r c1 c2 c3 c4 c5 c6 c7 c8 c9 c10 <<<"$r"
   # shellcheck disable=SC2059
-  printf "$fmt" "$c1" "$c2" "$c3" "$c4" "$c5" "$c6" "$c7" "$c8" "$c9"
+  printf "$fmt" "$c1" "$c2" "$c3" "$c4" "$c5" "$c6" "$c7" "$c8" "$c9" "$c10"
 done
+echo
+echo "reliability: $total_faults fault points injected, $total_bad bad inputs tried, $total_runs fuzz executions (all targets)"
 echo
 if [ ${#failed_targets[@]} -gt 0 ]; then
   echo "failed targets: ${failed_targets[*]} (logs: $root/build/logs/)"

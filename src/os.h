@@ -102,8 +102,10 @@ enum xm__safe_side {
   XM__SAFE_DST, /* a write: the mapping is the destination */
 };
 /* Copies len (> 0) bytes from src to dst (not overlapping). A memory fault (SIGBUS / SIGSEGV,
-   EXCEPTION_IN_PAGE_ERROR / EXCEPTION_ACCESS_VIOLATION) at an address inside the guarded side's
-   [start, start + len), raised by this copy on this thread, ends the copy with XM_E_FAULT instead
+   EXCEPTION_IN_PAGE_ERROR / EXCEPTION_ACCESS_VIOLATION) at an address in a page that holds bytes
+   of the guarded side (memcpy may load the aligned word around an unaligned start or end, so the
+   fault address can lie just outside the bytes asked for), raised by this copy on this thread,
+   ends the copy with XM_E_FAULT instead
    of ending the process; *done is then the index of the first byte not copied: every byte before
    it was copied, and it lies on the page that faulted (the back end may stop at the page's start
    or at the exact byte). On success *done = len. Faults anywhere else, on this or any other
@@ -113,7 +115,9 @@ enum xm__safe_side {
    handler). XM_E_FAULT is not recorded with xm__fail (the front end knows the mapping offsets);
    installing the handler may fail with XM_E_SYSTEM_CALL (recorded), XM_E_NOT_IMPLEMENTED where
    the back end cannot recover faults on this CPU. Not a fault-injection point: once installed,
-   no OS call can fail. Nesting works (a signal handler that interrupts a safe copy may do one of
+   no OS call can fail. A handler that the program installs later for SIGBUS/SIGSEGV replaces the
+   library's (as with any chaining handler): it must pass on what it does not handle, or safe
+   copies lose their recovery. Nesting works (a signal handler that interrupts a safe copy may do one of
    its own): each copy recovers only its own range's faults. */
 int xm__os_safe_copy(void *dst, const void *src, size_t len, enum xm__safe_side guarded, size_t *done);
 

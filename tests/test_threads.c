@@ -275,8 +275,8 @@ static void threads_share_the_library(void **state) {
   }
   assert_int_equal(workers[0].facts.line, xm_cacheline_size());
   assert_string_equal(workers[0].facts.method, xm_flush_method());
-  print_message("threads: %d threads, %d rounds, %d checked operations; flush %s, line %zu\n", NTHREADS, rounds(),
-                operations, workers[0].facts.method, workers[0].facts.line);
+  print_message("threads: %d threads, %d rounds, %d checked operations; flush %s, line %lu\n", NTHREADS, rounds(),
+                operations, workers[0].facts.method, (unsigned long)workers[0].facts.line);
   /* the shared page of every thread holds its last write */
   size_t page = xm_page_size();
   for (int i = 0; i < NTHREADS; i++) {
@@ -289,8 +289,8 @@ static void threads_share_the_library(void **state) {
   xm_mapping_free(shared_mapping);
 }
 
-/* Threads that each create and free many mappings while the others do the same: no mapping,
-   descriptor or handle is left afterwards. */
+/* Threads that each create and free many mappings and shm objects while the others do the same:
+   no descriptor or handle is left afterwards. */
 static THREAD_RET churn_main(void *arg) {
   struct worker *w = arg;
   barrier_wait();
@@ -343,14 +343,11 @@ static void churn_leaks_nothing(void **state) {
     if (workers[i].error[0]) print_message("%s\n", workers[i].error);
     assert_string_equal(workers[i].error, "");
   }
+  /* Descriptors and handles only: thread stacks come and go as mappings of their own (glibc
+     caches them, valgrind and sanitizers manage their own), which a count cannot tell from a
+     leak; mapping leaks are counted by the single-threaded tests. */
   xt_snapshot after = xt_snap();
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  after.mappings = before.mappings; /* a sanitizer's allocator maps memory of its own per thread */
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
   after.mappings = before.mappings;
-#endif
-#endif
   xt_assert_same(before, after);
 }
 

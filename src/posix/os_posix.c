@@ -638,7 +638,7 @@ int xm__os_arena_change(struct xm__os_arena *arena, const struct xm__arena_piece
 
 struct safe_copy_ctx {
   sigjmp_buf env;
-  uintptr_t lo;  /* the guarded side */
+  uintptr_t lo; /* the pages of the guarded side: [lo, lo + len) */
   size_t len;
 };
 
@@ -708,9 +708,13 @@ int xm__os_safe_copy(void *dst, const void *src, size_t len, enum xm__safe_side 
   pthread_once(&safe_once, install_fault_handler);
   if (safe_install_error) return xm__fail_os(XM_E_SYSTEM_CALL, safe_install_error, "sigaction(SIGBUS/SIGSEGV)");
   const size_t page = xm__page_size();
+  const uintptr_t start = (uintptr_t)(guarded == XM__SAFE_SRC ? src : dst);
+  /* Whole pages: memcpy may load the aligned word around an unaligned start or end (riscv64's and
+     ppc64le's do), so a gone page faults at an address just outside the bytes asked for. A fault
+     anywhere in a page that holds guarded bytes means that page is gone. */
   struct safe_copy_ctx ctx;
-  ctx.lo = (uintptr_t)(guarded == XM__SAFE_SRC ? src : dst);
-  ctx.len = len;
+  ctx.lo = start & ~(uintptr_t)(page - 1);
+  ctx.len = (size_t)(((start + len - 1) | (page - 1)) - ctx.lo) + 1;
   struct safe_copy_ctx *prev = safe_current;
   volatile size_t progress = 0; /* volatile: read after siglongjmp */
   if (sigsetjmp(ctx.env, 1)) {
@@ -723,7 +727,7 @@ int xm__os_safe_copy(void *dst, const void *src, size_t len, enum xm__safe_side 
   atomic_signal_fence(memory_order_seq_cst); /* the copy starts only after the handler can see it */
   while (progress < len) {
     size_t at = progress;
-    size_t chunk = page - (size_t)((ctx.lo + at) % page);
+    size_t chunk = page - (size_t)((start + at) % page);
     if (chunk > len - at) chunk = len - at;
     memcpy((unsigned char *)dst + at, (const unsigned char *)src + at, chunk);
     progress = at + chunk;
