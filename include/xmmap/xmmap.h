@@ -335,7 +335,11 @@ static inline int xm_mapping_get_slice(const xm_mapping *m, size_t offset, size_
 #define XM_WRITE_OBJ(m, offset, ptr) xm_mapping_write_obj((m), (ptr), sizeof *(ptr), (offset))
 
 /** Like xm_mapping_read_slice, but a fault inside the mapping (file truncated, I/O error, page
-    made inaccessible) gives XM_E_FAULT with the faulting offset instead of killing the process. */
+    made inaccessible) gives XM_E_FAULT with the faulting offset instead of killing the process.
+    POSIX: the first safe copy installs a SIGBUS/SIGSEGV handler that recovers only faults inside
+    this thread's active safe copy and passes every other fault to the handler it replaced; a
+    handler the program installs later must likewise chain to the one it replaces. Windows: a
+    vectored exception handler, which leaves every other exception alone. */
 XM_API int xm_mapping_read_slice_safe(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied);
 /** Like xm_mapping_write_slice, but a fault inside the mapping gives XM_E_FAULT. */
 XM_API int xm_mapping_write_slice_safe(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied);
