@@ -92,19 +92,7 @@ int xm__flush_range(const struct xm__flush_unit *u, size_t line, uintptr_t base,
 
 /* The flush instructions fault on pages that cannot be read (they are treated as loads). */
 static int check_readable(const xm_mapping *m, size_t offset, size_t len) {
-  if (m->pub.read_limit != 0) return XM_OK;
-  bool readable;
-  if (m->page_prot == NULL) {
-    readable = xm_prot_allows(m->prot, XM_PROT_READ);
-  } else {
-    /* page_prot is indexed by the pages of the view, which starts skew bytes before the pointer. */
-    size_t page = xm__page_size();
-    size_t skew = (size_t)(m->pub.base - (const unsigned char *)m->view.base);
-    size_t first = (skew + offset) / page, last = (skew + offset + len - 1) / page;
-    readable = true;
-    for (size_t i = first; i <= last && readable; i++) readable = xm_prot_allows(m->page_prot[i], XM_PROT_READ);
-  }
-  if (readable) return XM_OK;
+  if (m->pub.read_limit != 0 || xm__range_allows(m, offset, len, XM_PROT_READ)) return XM_OK;
   return xm__fail(XM_E_ACCESS, "%s: flush (which needs read access) of %zu bytes at offset %zu",
                   xm_strerror(XM_E_ACCESS), len, offset);
 }

@@ -68,6 +68,13 @@ struct xm_mapping {
   struct xm__os_view view; /* what the back end needs to sync, protect and unmap */
 };
 
+/* Whether every page of the non-empty range [offset, offset + len) allows need (the mapping's
+   protection, or its per-page protection after a partial xm_mapping_protect). */
+bool xm__range_allows(const xm_mapping *m, size_t offset, size_t len, xm_prot need);
+/* The checks of read/write_slice: NULL, offset past the end (XM_E_INVALID_ADDRESS), protection
+   (XM_E_ACCESS); *n gets the count to copy, min(len, size - offset). */
+int xm__slice_check(const xm_mapping *m, size_t len, size_t offset, xm_prot need, size_t *n);
+
 /* Builder option bits (xm_builder._private.flags). */
 enum {
   XM__OPT_POPULATE = 1u << 0,

@@ -180,7 +180,7 @@ void xm_mapping_free(xm_mapping *m) {
 static size_t view_skew(const xm_mapping *m) { return (size_t)(m->pub.base - (unsigned char *)m->view.base); }
 
 /* Whether every page of the non-empty range [offset, offset + len) allows need. */
-static bool range_allows(const xm_mapping *m, size_t offset, size_t len, xm_prot need) {
+bool xm__range_allows(const xm_mapping *m, size_t offset, size_t len, xm_prot need) {
   if (!m->page_prot) return xm_prot_allows(m->prot, need);
   size_t page = xm__page_size(), skew = view_skew(m);
   size_t first = (skew + offset) / page, last = (skew + offset + len - 1) / page;
@@ -199,18 +199,17 @@ static int fail_address(size_t offset, size_t count, size_t size) {
                   offset, count, size);
 }
 
-/* Checks a slice access and returns the byte count through *n. */
-static int slice_check(const xm_mapping *m, size_t len, size_t offset, xm_prot need, size_t *n) {
+int xm__slice_check(const xm_mapping *m, size_t len, size_t offset, xm_prot need, size_t *n) {
   if (!m) return xm__fail(XM_E_INVALID_ARGUMENT, "mapping must not be NULL");
   if (offset > m->pub.size) return fail_address(offset, len, m->pub.size);
   *n = m->pub.size - offset < len ? m->pub.size - offset : len;
-  if (*n && !range_allows(m, offset, *n, need)) return fail_access(offset, *n, need == XM_PROT_READ ? "read" : "write");
+  if (*n && !xm__range_allows(m, offset, *n, need)) return fail_access(offset, *n, need == XM_PROT_READ ? "read" : "write");
   return XM_OK;
 }
 
 int xm__mapping_write_slice_slow(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied) {
   size_t n;
-  int rc = slice_check(m, len, offset, XM_PROT_WRITE, &n);
+  int rc = xm__slice_check(m, len, offset, XM_PROT_WRITE, &n);
   if (rc) return rc;
   if (n) memcpy(m->pub.base + offset, buf, n);
   if (copied) *copied = n;
@@ -219,7 +218,7 @@ int xm__mapping_write_slice_slow(const xm_mapping *m, const void *buf, size_t le
 
 int xm__mapping_read_slice_slow(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied) {
   size_t n;
-  int rc = slice_check(m, len, offset, XM_PROT_READ, &n);
+  int rc = xm__slice_check(m, len, offset, XM_PROT_READ, &n);
   if (rc) return rc;
   if (n) memcpy(buf, m->pub.base + offset, n);
   if (copied) *copied = n;
@@ -230,7 +229,7 @@ static int obj_check(const xm_mapping *m, size_t size, size_t offset, xm_prot ne
   if (!m) return xm__fail(XM_E_INVALID_ARGUMENT, "mapping must not be NULL");
   size_t end;
   if (xm__add_overflows(offset, size, &end) || end > m->pub.size) return fail_address(offset, size, m->pub.size);
-  if (size && !range_allows(m, offset, size, need)) return fail_access(offset, size, need == XM_PROT_READ ? "read" : "write");
+  if (size && !xm__range_allows(m, offset, size, need)) return fail_access(offset, size, need == XM_PROT_READ ? "read" : "write");
   return XM_OK;
 }
 
@@ -254,7 +253,7 @@ static int volatile_check(const xm_mapping *m, size_t size, size_t offset, xm_pr
   if ((size != 1 && size != 2 && size != 4 && size != 8) || ((uintptr_t)(m->pub.base + offset) % size) != 0)
     return xm__fail(XM_E_INVALID_ALIGNMENT, "%s: volatile access of %zu bytes at offset %zu needs size 1, 2, 4 "
                     "or 8 at a naturally aligned address", xm_strerror(XM_E_INVALID_ALIGNMENT), size, offset);
-  if (!range_allows(m, offset, size, need)) return fail_access(offset, size, need == XM_PROT_READ ? "read" : "write");
+  if (!xm__range_allows(m, offset, size, need)) return fail_access(offset, size, need == XM_PROT_READ ? "read" : "write");
   return XM_OK;
 }
 

@@ -2,25 +2,11 @@
    copy through the back end's recovering primitive (src/os.h xm__os_safe_copy). */
 #include "internal.h"
 
-/* Whether every page of the non-empty range [offset, offset + len) allows need. The same rule as
-   the checked accessors' slow paths in mapping.c (whose helper is file-local there). */
-static bool range_allows(const xm_mapping *m, size_t offset, size_t len, xm_prot need) {
-  if (!m->page_prot) return xm_prot_allows(m->prot, need);
-  size_t page = xm__page_size();
-  size_t skew = (size_t)(m->pub.base - (const unsigned char *)m->view.base);
-  size_t first = (skew + offset) / page, last = (skew + offset + len - 1) / page;
-  for (size_t i = first; i <= last; i++)
-    if (!xm_prot_allows(m->page_prot[i], need)) return false;
-  return true;
-}
-
 static int safe_slice(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied, bool write) {
   const char *what = write ? "write" : "read";
-  if (!m) return xm__fail(XM_E_INVALID_ARGUMENT, "mapping must not be NULL");
-  if (offset > m->pub.size)
-    return xm__fail(XM_E_INVALID_ADDRESS, "%s: offset=%zu count=%zu size=%zu", xm_strerror(XM_E_INVALID_ADDRESS),
-                    offset, len, m->pub.size);
-  size_t n = m->pub.size - offset < len ? m->pub.size - offset : len;
+  size_t n;
+  int rc = xm__slice_check(m, len, offset, write ? XM_PROT_WRITE : XM_PROT_READ, &n);
+  if (rc) return rc;
   if (n == 0) {
     if (copied) *copied = 0;
     return XM_OK;
@@ -28,11 +14,9 @@ static int safe_slice(const xm_mapping *m, void *buf, size_t len, size_t offset,
   /* The caller's buffer is not guarded (a fault there is the caller's bug and stays fatal), but
      NULL is cheap to refuse. */
   if (!buf) return xm__fail(XM_E_INVALID_ARGUMENT, "buffer must not be NULL for a %s of %zu bytes", what, n);
-  if (!range_allows(m, offset, n, write ? XM_PROT_WRITE : XM_PROT_READ))
-    return xm__fail(XM_E_ACCESS, "%s: %s of %zu bytes at offset %zu", xm_strerror(XM_E_ACCESS), what, n, offset);
   unsigned char *at = m->pub.base + offset;
   size_t done = 0;
-  int rc = write ? xm__os_safe_copy(at, buf, n, XM__SAFE_DST, &done) : xm__os_safe_copy(buf, at, n, XM__SAFE_SRC, &done);
+  rc = write ? xm__os_safe_copy(at, buf, n, XM__SAFE_DST, &done) : xm__os_safe_copy(buf, at, n, XM__SAFE_SRC, &done);
   if (rc == XM_E_FAULT)
     return xm__fail(XM_E_FAULT, "%s: %s of %zu bytes at offset %zu faulted at offset %zu (%zu bytes copied)",
                     xm_strerror(XM_E_FAULT), what, n, offset, offset + done, done);
