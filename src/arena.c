@@ -323,14 +323,9 @@ static int advise_piece(void *base, size_t size, size_t offset, size_t len, xm_a
   return xm__advise_range(base, size, offset, len, advice, view, XM_E_INVALID_ADDRESS);
 }
 
-static int fail_region_range(size_t offset, size_t count, size_t size) {
-  return xm__fail(XM_E_INVALID_ADDRESS, "%s: offset=%zu count=%zu size=%zu", xm_strerror(XM_E_INVALID_ADDRESS),
-                  offset, count, size);
-}
-
 static int arena_region_msync(const xm_region *r, size_t offset, size_t size) {
   xm_arena *a = r->owner;
-  if (!xm__range_inside(offset, size, a->size)) return fail_region_range(offset, size, a->size);
+  if (!xm__range_inside(offset, size, a->size)) return xm__fail_address(offset, size, a->size);
   if (size == 0) return XM_OK;
   xm__os_mutex_lock(&a->mutex);
   int rc = for_each_mapped(a, offset, size, XM_ADVICE_NORMAL, sync_piece);
@@ -341,7 +336,7 @@ static int arena_region_msync(const xm_region *r, size_t offset, size_t size) {
 static int arena_region_advise(const xm_region *r, size_t offset, size_t len, xm_advice advice) {
   xm_arena *a = r->owner;
   if ((unsigned)advice > XM_ADVICE_POPULATE_WRITE) return xm__fail(XM_E_INVALID_ARGUMENT, "unknown advice %d", (int)advice);
-  if (!xm__range_inside(offset, len, a->size)) return fail_region_range(offset, len, a->size);
+  if (!xm__range_inside(offset, len, a->size)) return xm__fail_address(offset, len, a->size);
   if (len == 0) return XM_OK;
   if (advice == XM_ADVICE_DONTNEED || advice == XM_ADVICE_REMOVE) {
     /* Checked here on the arena's offsets (pieces only see their own): destructive advice acts on

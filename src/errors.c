@@ -57,3 +57,8 @@ int xm__fail_range(size_t offset, size_t count, size_t region_size) {
   return xm__fail(XM_E_INVALID_RANGE, "%s: offset=%zu count=%zu region_size=%zu",
                   xm_strerror(XM_E_INVALID_RANGE), offset, count, region_size);
 }
+
+int xm__fail_address(size_t offset, size_t count, size_t size) {
+  return xm__fail(XM_E_INVALID_ADDRESS, "%s: offset=%zu count=%zu size=%zu", xm_strerror(XM_E_INVALID_ADDRESS),
+                  offset, count, size);
+}

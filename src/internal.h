@@ -22,6 +22,8 @@ int xm__fail(int status, const char *fmt, ...)
 int xm__fail_os(int status, int os_error, const char *call);
 /* The InvalidRange message with offset, count and region size. */
 int xm__fail_range(size_t offset, size_t count, size_t region_size);
+/* The InvalidAddress message with offset, count and size. */
+int xm__fail_address(size_t offset, size_t count, size_t size);
 
 /* ---- once-read facts (facts.c) ----------------------------------------------------------- */
 size_t xm__page_size(void);

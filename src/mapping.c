@@ -1,6 +1,5 @@
 /* The builder and the mapping: validation, the checked accessors' slow paths, volatile access,
    msync, protection changes and advice. All OS work goes through src/os.h. */
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +81,9 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
   if (align != 0 && !xm__is_pow2(align))
     return xm__fail(XM_E_INVALID_ALIGNMENT, "%s: alignment 0x%llx is not a power of two",
                     xm_strerror(XM_E_INVALID_ALIGNMENT), (unsigned long long)align);
+  if (align > SIZE_MAX / 2)
+    return xm__fail(XM_E_INVALID_ALIGNMENT, "%s: alignment 0x%llx is larger than the address space",
+                    xm_strerror(XM_E_INVALID_ALIGNMENT), (unsigned long long)align);
   if (offset > (uint64_t)INT64_MAX)
     return xm__fail(XM_E_INVALID_OFFSET, "%s: offset=%llu", xm_strerror(XM_E_INVALID_OFFSET),
                     (unsigned long long)offset);
@@ -94,10 +96,8 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
   if ((flags & XM__OPT_FIXED_NOREPLACE) && (uintptr_t)b->_private.fixed_addr % gran != 0)
     return xm__fail(XM_E_NOT_PAGE_ALIGNED, "%s: fixed address %p is not a multiple of %zu bytes",
                     xm_strerror(XM_E_NOT_PAGE_ALIGNED), b->_private.fixed_addr, gran);
-  size_t guard_size = 0;
-  if (b->_private.guard_pages && (b->_private.guard_pages > SIZE_MAX / page / 4))
+  if (b->_private.guard_pages > SIZE_MAX / page / 4)
     return xm__fail(XM_E_INVALID_ARGUMENT, "%zu guard pages are too many", b->_private.guard_pages);
-  guard_size = b->_private.guard_pages * page;
 
   /* A caller's descriptor is checked by an OS call on it; an xm_shm's was made by the library. */
   if (source == XM__SOURCE_FILE || source == XM__SOURCE_DESCRIPTOR) {
@@ -118,6 +118,12 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
     size = (size_t)(file_size - offset);
   }
 
+  /* An unaligned offset maps from the boundary below it; the pointer skips the remainder. */
+  size_t remainder = (size_t)(offset % gran);
+  size_t mapped;
+  if (xm__add_overflows(size, remainder, &mapped) || mapped > SIZE_MAX - page)
+    return xm__fail(XM_E_OVERFLOW, "address 0x%zx offset by 0x%zx would overflow", size, remainder);
+
   xm_mapping *m = new_mapping_object();
   if (!m) return xm__fail(XM_E_NO_MEMORY, "out of memory for the mapping object");
   m->built_prot = b->_private.prot;
@@ -125,14 +131,6 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
     set_uniform_prot(m, b->_private.prot);
     *out = m;
     return XM_OK;
-  }
-
-  /* An unaligned offset maps from the boundary below it; the pointer skips the remainder. */
-  size_t remainder = (size_t)(offset % gran);
-  size_t mapped;
-  if (xm__add_overflows(size, remainder, &mapped) || mapped > SIZE_MAX - page) {
-    free(m);
-    return xm__fail(XM_E_OVERFLOW, "address 0x%zx offset by 0x%zx would overflow", size, remainder);
   }
   struct xm__map_request req = {
       .source = source,
@@ -143,14 +141,9 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
       .prot = b->_private.prot,
       .flags = flags,
       .fixed_addr = b->_private.fixed_addr,
-      .guard_size = guard_size,
+      .guard_size = b->_private.guard_pages * page,
       .huge_page_size = b->_private.huge_page_size,
   };
-  if (align > SIZE_MAX / 2) {
-    free(m);
-    return xm__fail(XM_E_INVALID_ALIGNMENT, "%s: alignment 0x%llx is larger than the address space",
-                    xm_strerror(XM_E_INVALID_ALIGNMENT), (unsigned long long)align);
-  }
   int rc = xm__os_map(&req, &m->view);
   if (rc) {
     free(m);
@@ -189,21 +182,17 @@ bool xm__range_allows(const xm_mapping *m, size_t offset, size_t len, xm_prot ne
   return true;
 }
 
-static int fail_access(size_t offset, size_t len, const char *what) {
-  return xm__fail(XM_E_ACCESS, "%s: %s of %zu bytes at offset %zu", xm_strerror(XM_E_ACCESS), what, len, offset);
+static int fail_access(size_t offset, size_t len, xm_prot need) {
+  return xm__fail(XM_E_ACCESS, "%s: %s of %zu bytes at offset %zu", xm_strerror(XM_E_ACCESS),
+                  need == XM_PROT_READ ? "read" : "write", len, offset);
 }
 
 /* ---- checked accessors: the slow halves ---------------------------------------------------- */
-static int fail_address(size_t offset, size_t count, size_t size) {
-  return xm__fail(XM_E_INVALID_ADDRESS, "%s: offset=%zu count=%zu size=%zu", xm_strerror(XM_E_INVALID_ADDRESS),
-                  offset, count, size);
-}
-
 int xm__slice_check(const xm_mapping *m, size_t len, size_t offset, xm_prot need, size_t *n) {
   if (!m) return xm__fail(XM_E_INVALID_ARGUMENT, "mapping must not be NULL");
-  if (offset > m->pub.size) return fail_address(offset, len, m->pub.size);
+  if (offset > m->pub.size) return xm__fail_address(offset, len, m->pub.size);
   *n = m->pub.size - offset < len ? m->pub.size - offset : len;
-  if (*n && !xm__range_allows(m, offset, *n, need)) return fail_access(offset, *n, need == XM_PROT_READ ? "read" : "write");
+  if (*n && !xm__range_allows(m, offset, *n, need)) return fail_access(offset, *n, need);
   return XM_OK;
 }
 
@@ -225,11 +214,18 @@ int xm__mapping_read_slice_slow(const xm_mapping *m, void *buf, size_t len, size
   return XM_OK;
 }
 
-static int obj_check(const xm_mapping *m, size_t size, size_t offset, xm_prot need) {
+/* The whole object [offset, offset + size) lies inside the mapping. */
+static int obj_range_check(const xm_mapping *m, size_t size, size_t offset) {
   if (!m) return xm__fail(XM_E_INVALID_ARGUMENT, "mapping must not be NULL");
   size_t end;
-  if (xm__add_overflows(offset, size, &end) || end > m->pub.size) return fail_address(offset, size, m->pub.size);
-  if (size && !xm__range_allows(m, offset, size, need)) return fail_access(offset, size, need == XM_PROT_READ ? "read" : "write");
+  if (xm__add_overflows(offset, size, &end) || end > m->pub.size) return xm__fail_address(offset, size, m->pub.size);
+  return XM_OK;
+}
+
+static int obj_check(const xm_mapping *m, size_t size, size_t offset, xm_prot need) {
+  int rc = obj_range_check(m, size, offset);
+  if (rc) return rc;
+  if (size && !xm__range_allows(m, offset, size, need)) return fail_access(offset, size, need);
   return XM_OK;
 }
 
@@ -247,13 +243,12 @@ int xm__mapping_get_slice_slow(const xm_mapping *m, size_t offset, size_t count,
 /* One access of 1, 2, 4 or 8 bytes at a naturally aligned address. __atomic keeps 8-byte accesses
    single on 32-bit targets too, without libatomic. */
 static int volatile_check(const xm_mapping *m, size_t size, size_t offset, xm_prot need) {
-  if (!m) return xm__fail(XM_E_INVALID_ARGUMENT, "mapping must not be NULL");
-  size_t end;
-  if (xm__add_overflows(offset, size, &end) || end > m->pub.size) return fail_address(offset, size, m->pub.size);
+  int rc = obj_range_check(m, size, offset); /* range beats alignment */
+  if (rc) return rc;
   if ((size != 1 && size != 2 && size != 4 && size != 8) || ((uintptr_t)(m->pub.base + offset) % size) != 0)
     return xm__fail(XM_E_INVALID_ALIGNMENT, "%s: volatile access of %zu bytes at offset %zu needs size 1, 2, 4 "
                     "or 8 at a naturally aligned address", xm_strerror(XM_E_INVALID_ALIGNMENT), size, offset);
-  if (!xm__range_allows(m, offset, size, need)) return fail_access(offset, size, need == XM_PROT_READ ? "read" : "write");
+  if (!xm__range_allows(m, offset, size, need)) return fail_access(offset, size, need);
   return XM_OK;
 }
 
@@ -285,12 +280,14 @@ int xm_mapping_read_obj_volatile(const xm_mapping *m, void *obj, size_t size, si
 }
 
 /* ---- write-back ----------------------------------------------------------------------------- */
+/* A range leaving the region: InvalidRange with its details, or crosvm's InvalidAddress. */
+static int fail_outside(size_t offset, size_t len, size_t size, int range_status) {
+  return range_status == XM_E_INVALID_RANGE ? xm__fail_range(offset, len, size) : xm__fail_address(offset, len, size);
+}
+
 int xm__sync_range(void *base, size_t size, size_t offset, size_t len, xm_sync mode,
                    const struct xm__os_view *view, int range_status) {
-  if (!xm__range_inside(offset, len, size)) {
-    if (range_status == XM_E_INVALID_RANGE) return xm__fail_range(offset, len, size);
-    return fail_address(offset, len, size);
-  }
+  if (!xm__range_inside(offset, len, size)) return fail_outside(offset, len, size, range_status);
   if (mode != XM_SYNC_ASYNC && mode != XM_SYNC_SYNC)
     return xm__fail(XM_E_INVALID_ARGUMENT, "unknown sync mode %d", (int)mode);
   if (len == 0) return XM_OK;
@@ -360,10 +357,7 @@ const char *xm__advice_name(xm_advice advice) {
 int xm__advise_range(void *base, size_t size, size_t offset, size_t len, xm_advice advice,
                      const struct xm__os_view *view, int range_status) {
   if ((unsigned)advice > XM_ADVICE_POPULATE_WRITE) return xm__fail(XM_E_INVALID_ARGUMENT, "unknown advice %d", (int)advice);
-  if (!xm__range_inside(offset, len, size)) {
-    if (range_status == XM_E_INVALID_RANGE) return xm__fail_range(offset, len, size);
-    return fail_address(offset, len, size);
-  }
+  if (!xm__range_inside(offset, len, size)) return fail_outside(offset, len, size, range_status);
   if (len == 0) return XM_OK;
   size_t page = xm__page_size();
   uintptr_t start = (uintptr_t)base + offset;

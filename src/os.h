@@ -70,7 +70,8 @@ int xm__os_descriptor_size(enum xm__source source, xm_descriptor d, uint64_t *si
 int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view);
 /* Unmaps and releases everything view holds; never fails (errors are ignored). */
 void xm__os_unmap(struct xm__os_view *view);
-/* Writes [addr, addr + len) back to the file. addr is page-aligned and inside the view. */
+/* Writes [addr, addr + len) back to the file. addr is page-aligned and inside the view, or view
+   is NULL for memory the library does not own (an external mapping). */
 int xm__os_sync(const struct xm__os_view *view, void *addr, size_t len, xm_sync mode);
 /* Changes the protection of [addr, addr + len); addr and len are page multiples. */
 int xm__os_protect(const struct xm__os_view *view, void *addr, size_t len, xm_prot prot);

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +179,25 @@ static void *sys_mmap(void *addr, size_t len, int prot, int flags, int fd, uint6
   return mmap(addr, len, prot, flags, fd, (off_t)offset);
 }
 
+static bool write_sealed(int fd) { return (seals_of(fd) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0; }
+
+/* mmap of a descriptor. Kernels before 6.7 refuse MAP_SHARED of a write-sealed memfd even
+   read-only; a private read-only mapping shows the same (now immutable) bytes. A writable
+   request stays refused (EPERM), never silently made private. */
+static void *map_descriptor(void *addr, size_t len, xm_prot prot, int flags, int fd, uint64_t offset) {
+  void *p = sys_mmap(addr, len, to_posix_prot(prot), flags, fd, offset);
+  if (p == MAP_FAILED && errno == EPERM && !(prot & XM_PROT_WRITE) && write_sealed(fd))
+    p = sys_mmap(addr, len, to_posix_prot(prot), (flags & ~MAP_SHARED) | MAP_PRIVATE, fd, offset);
+  return p;
+}
+
+/* Records a failed mmap (errno e) of fd (-1 for none), naming the write seal when that is why. */
+static int fail_mmap(int e, int fd) {
+  if (e == EPERM && fd >= 0 && write_sealed(fd))
+    return xm__fail_os(XM_E_SYSTEM_CALL, e, "mmap of a write-sealed memfd with write access");
+  return xm__fail_os(XM_E_SYSTEM_CALL, e, "mmap");
+}
+
 /* Takes [addr, addr + len) of address space, inaccessible, without committing memory. When
    fixed is set the range must be exactly there and free. */
 static int reserve(void *fixed, size_t len, void **out) {
@@ -307,24 +328,14 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
     flags |= MAP_FIXED;
   }
 
-  void *p = sys_mmap((void *)target, size, prot, flags, fd, req->offset);
-  if (p == MAP_FAILED && has_fd && errno == EPERM && (seals_of(fd) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))) {
-    /* Kernels before 6.7 refuse MAP_SHARED of a write-sealed memfd even read-only; a private
-       read-only mapping shows the same (now immutable) bytes. A writable request stays refused. */
-    if (!(req->prot & XM_PROT_WRITE))
-      p = sys_mmap((void *)target, size, prot, (flags & ~MAP_SHARED) | MAP_PRIVATE, fd, req->offset);
-    else
-      errno = EPERM;
-  }
+  void *p = has_fd ? map_descriptor((void *)target, size, req->prot, flags, fd, req->offset)
+                   : sys_mmap((void *)target, size, prot, flags, fd, 0);
   if (p == MAP_FAILED) {
     int e = errno;
     if (reservation) munmap(reservation, reservation_len);
-    errno = e;
-    if (e == EPERM && has_fd && (seals_of(fd) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
-      return xm__fail_os(XM_E_SYSTEM_CALL, e, "mmap of a write-sealed memfd with write access");
     if (req->flags & XM__OPT_HUGE_PAGES)
       return xm__fail_os(XM_E_SYSTEM_CALL, e, "mmap with MAP_HUGETLB; see /proc/sys/vm/nr_hugepages");
-    return fail_errno("mmap");
+    return fail_mmap(e, fd);
   }
   if (reservation) { /* keep guard pages, give back the alignment slack */
     uintptr_t keep_from = target - guard, keep_to = target + size + guard;
@@ -584,15 +595,7 @@ static int arena_map(unsigned char *base, const struct xm__arena_piece *q, int f
     if (sys_mmap(addr, q->size, prot, flags | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) return fail_errno("mmap");
     return XM_OK;
   }
-  void *p = sys_mmap(addr, q->size, prot, flags, fd, q->backing_offset);
-  if (p == MAP_FAILED && errno == EPERM && (seals_of(fd) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))) {
-    /* As in xm__os_map: kernels before 6.7 refuse MAP_SHARED of a write-sealed memfd even
-       read-only; a private read-only mapping shows the same immutable bytes. */
-    if (q->prot & XM_PROT_WRITE)
-      return xm__fail_os(XM_E_SYSTEM_CALL, EPERM, "mmap of a write-sealed memfd with write access");
-    p = sys_mmap(addr, q->size, prot, (flags & ~MAP_SHARED) | MAP_PRIVATE, fd, q->backing_offset);
-  }
-  if (p == MAP_FAILED) return fail_errno("mmap");
+  if (map_descriptor(addr, q->size, q->prot, flags, fd, q->backing_offset) == MAP_FAILED) return fail_mmap(errno, fd);
   return XM_OK;
 }
 
@@ -625,17 +628,13 @@ int xm__os_arena_change(struct xm__os_arena *arena, const struct xm__arena_piece
   return rc;
 }
 
-/* ==== fault-safe copies (issue 7) ============================================================== */
+/* ==== fault-safe copies ============================================================== */
 /* A process-wide SIGBUS + SIGSEGV handler, installed on the first safe copy, recovers only the
    faults of an active safe copy of the faulting thread, inside that copy's guarded range; every
    other fault goes to the handler that was there before, exactly as if the library were absent.
    The copy walks the guarded side page by page with memcpy, so that a fault (always in the page
    being copied) leaves every earlier byte copied; sigsetjmp(…, 1) / siglongjmp bring the thread
    back with its signal mask restored. */
-#include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
-
 struct safe_copy_ctx {
   sigjmp_buf env;
   uintptr_t lo; /* the pages of the guarded side: [lo, lo + len) */
