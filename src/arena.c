@@ -89,10 +89,6 @@ int xm_arena_new(size_t size, xm_arena **out) {
 }
 
 /* ---- bookkeeping ------------------------------------------------------------------------------ */
-static bool is_mapped(const struct xm__arena_piece *p) {
-  return p->kind == XM__PIECE_ANON || p->kind == XM__PIECE_DESCRIPTOR;
-}
-
 static void unref(struct xm__arena_backing *b) {
   if (b && --b->refs == 0) {
     xm__os_arena_backing_close(b->handle);
@@ -118,7 +114,7 @@ static struct xm__arena_piece cut(const struct xm__arena_piece *p, size_t from, 
   struct xm__arena_piece c = *p;
   c.offset = from;
   c.size = to - from;
-  if (is_mapped(p)) c.backing_offset = p->backing_offset + (uint64_t)(from - p->offset);
+  if (xm__piece_is_mapped(p)) c.backing_offset = p->backing_offset + (uint64_t)(from - p->offset);
   c.flags = 0;
   return c;
 }
@@ -188,7 +184,7 @@ static int change(xm_arena *a, size_t offset, size_t size, const struct xm__aren
     if (now[k].backing) now[k].backing->refs++;
   int rc = xm__os_arena_change(&a->os, old, n_old, now, n_now, d);
   for (size_t k = 0; k < n_now; k++) {
-    if (!is_mapped(&now[k]) && now[k].backing) { /* the back end could not establish it */
+    if (!xm__piece_is_mapped(&now[k]) && now[k].backing) { /* the back end could not establish it */
       unref(now[k].backing);
       now[k].backing = NULL;
       now[k].backing_offset = 0;
@@ -293,7 +289,7 @@ static int for_each_mapped(const xm_arena *a, size_t offset, size_t len, xm_advi
   const size_t end = offset + len;
   for (size_t k = find_piece(a, offset); k < a->count && a->pieces[k].offset < end; k++) {
     const struct xm__arena_piece *p = &a->pieces[k];
-    if (!is_mapped(p)) continue;
+    if (!xm__piece_is_mapped(p)) continue;
     size_t from = p->offset > offset ? p->offset : offset;
     size_t to = p->offset + p->size < end ? p->offset + p->size : end;
     void *base = (unsigned char *)a->os.base + p->offset;

@@ -245,6 +245,11 @@ struct xm__arena_piece {
                                         xm__os_view.flags when it syncs or advises the piece */
 };
 
+/* Whether a piece maps memory (ANON or DESCRIPTOR). */
+static inline bool xm__piece_is_mapped(const struct xm__arena_piece *p) {
+  return p->kind == XM__PIECE_ANON || p->kind == XM__PIECE_DESCRIPTOR;
+}
+
 /* Which strategy arenas use in this process: "mmap", "placeholders" or "split reservations".
    Probed once (a back end with a choice decides at the first call); thread-safe; for `xmmap info`. */
 const char *xm__os_arena_strategy(void);

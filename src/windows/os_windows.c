@@ -874,10 +874,6 @@ static bool same_piece(const struct xm__arena_piece *a, const struct xm__arena_p
          a->backing_offset == b->backing_offset;
 }
 
-static bool piece_is_mapped(const struct xm__arena_piece *q) {
-  return q->kind == XM__PIECE_ANON || q->kind == XM__PIECE_DESCRIPTOR;
-}
-
 /* Records the first failure of an arena change only. */
 static void note_failure(int *status, DWORD e, const char *call) {
   if (*status == XM_OK) *status = xm__fail_os(XM_E_SYSTEM_CALL, (int)e, call);
@@ -919,7 +915,7 @@ static int arena_change_placeholders(uintptr_t base, const struct xm__arena_piec
   HANDLE self = GetCurrentProcess();
   /* 1. every old view in the run goes back to being the placeholder it replaced */
   for (size_t k = 0; k < n_old; k++) {
-    if (old[k].offset < r0 || old[k].offset >= r1 || !piece_is_mapped(&old[k])) continue;
+    if (old[k].offset < r0 || old[k].offset >= r1 || !xm__piece_is_mapped(&old[k])) continue;
     if (!arena_api.unmap_view2(self, (void *)(base + old[k].offset), MEM_PRESERVE_PLACEHOLDER))
       note_failure(&status, GetLastError(), "UnmapViewOfFile2(MEM_PRESERVE_PLACEHOLDER)");
   }
@@ -945,7 +941,7 @@ static int arena_change_placeholders(uintptr_t base, const struct xm__arena_piec
   /* 4. map the new piece and the remainders; a remainder is tried again (its data depends on it) */
   for (size_t k = 0; k < n_now; k++) {
     struct xm__arena_piece *q = &now[k];
-    if (q->offset < r0 || q->offset >= r1 || !piece_is_mapped(q)) continue;
+    if (q->offset < r0 || q->offset >= r1 || !xm__piece_is_mapped(q)) continue;
     DWORD e = ERROR_INVALID_PARAMETER;
     int tries = (q->flags & XM__PIECE_NEW) ? 1 : 3;
     for (int t = 0; shaped && t < tries; t++)
@@ -997,7 +993,7 @@ static int arena_change_split(uintptr_t base, const struct xm__arena_piece *old,
       if (state[k] == DONE) continue;
       uintptr_t addr = base + q->offset;
       DWORD e;
-      if (piece_is_mapped(q)) {
+      if (xm__piece_is_mapped(q)) {
         e = arena_map_piece(false, addr, q);
         if (e == ERROR_SUCCESS) {
           if (q->flags & XM__PIECE_NEW) q->os_flags = backing_view_flags(q);
