@@ -45,15 +45,20 @@ static void expect(int ok, const char *what) {
 }
 
 /* ---- the little file I/O the example needs, per OS ---------------------------------------- */
+/* create_file registers remove_file with atexit: a failure that exits early leaves no file. */
 #ifdef _WIN32
 static char path[MAX_PATH + 1];
+
+/* Marks the file for deletion; it goes when the last handle to it closes. */
+static void remove_file(void) { DeleteFileA(path); }
 
 static xm_descriptor create_file(uint64_t size) {
   char dir[MAX_PATH + 1];
   DWORD n = GetTempPathA(sizeof dir, dir);
   expect(n > 0 && n < sizeof dir && GetTempFileNameA(dir, "xmp", 0, path), "no temporary file name");
-  HANDLE h = CreateFileA(path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, CREATE_ALWAYS,
-                         FILE_ATTRIBUTE_NORMAL, NULL);
+  atexit(remove_file);
+  HANDLE h = CreateFileA(path, GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                         NULL, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
   expect(h != INVALID_HANDLE_VALUE, "cannot create the file");
   LARGE_INTEGER end;
   end.QuadPart = (LONGLONG)size;
@@ -76,16 +81,17 @@ static void read_back(void *buf, size_t len, uint64_t offset) {
   expect(ReadFile(h, buf, (DWORD)len, &done, &ov) && done == len, "cannot read the file back");
   CloseHandle(h);
 }
-
-static void remove_file(void) { DeleteFileA(path); }
 #else
 static char path[512];
+
+static void remove_file(void) { unlink(path); }
 
 static xm_descriptor create_file(uint64_t size) {
   const char *tmp = getenv("TMPDIR");
   snprintf(path, sizeof path, "%s/file-persist-XXXXXX", tmp && *tmp ? tmp : "/tmp");
   int fd = mkstemp(path);
   expect(fd >= 0, "cannot create the file");
+  atexit(remove_file);
   expect(ftruncate(fd, (off_t)size) == 0, "cannot size the file");
   return fd;
 }
@@ -98,8 +104,6 @@ static void read_back(void *buf, size_t len, uint64_t offset) {
   expect(pread(fd, buf, len, (off_t)offset) == (ssize_t)len, "cannot read the file back");
   close(fd);
 }
-
-static void remove_file(void) { unlink(path); }
 #endif
 
 static uint64_t checksum(const void *p, size_t n) {
@@ -170,7 +174,6 @@ int main(void) {
   xm_mapping_free(m);
 
   close_file(file);
-  remove_file();
   printf("file_persist: ok\n");
   return 0;
 }

@@ -57,6 +57,14 @@ static const char bench_help[] =
     "\n"
     "exit status: 0 every workload ran, 1 a workload failed, 2 usage error\n";
 
+/* For the loop helpers each side calls with constants: inlined, every side keeps a loop of its own
+   with no branch on the side inside. */
+#if defined(__GNUC__)
+#define LOOP_HELPER static inline __attribute__((always_inline))
+#else
+#define LOOP_HELPER static inline
+#endif
+
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
 #define U64_SPAN (16 * KIB)   /* the checked-access region: fits L1 with the offset table */
@@ -90,8 +98,7 @@ struct bench {
   xm_mapping *m;
   unsigned char *base;     /* xm_mapping_ptr(m) */
   unsigned char *buf;      /* a caller buffer */
-  unsigned char *raw_base; /* a raw mapping, for the baselines that need their own */
-  size_t raw_size;
+  unsigned char *raw_base; /* a raw FILE_SIZE mapping of the file, for the msync baseline */
   uint32_t offsets[N_OFFSETS];
   tool_file file;
   bool have_file;
@@ -111,7 +118,7 @@ static int TOOL_PRINTF(3, 4) bench_fail(struct bench *b, int rc, const char *fmt
   int n = vsnprintf(b->error, sizeof b->error, fmt, ap);
   va_end(ap);
   if (n < 0) b->error[0] = '\0';
-  return rc ? rc : XM_E_SYSTEM_CALL;
+  return rc;
 }
 
 /* An xmmap call failed: keep its message. */
@@ -133,12 +140,26 @@ static int raw_failed(struct bench *b, const char *call) {
 
 /* ---- raw primitives (the baselines' own system calls) --------------------------------------- */
 #ifdef _WIN32
-static HANDLE raw_section(HANDLE file, size_t size) {
-  return CreateFileMappingW(file ? file : INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, (DWORD)((uint64_t)size >> 32),
-                            (DWORD)size, NULL);
+/* A read-write view of a new section of file (NULL: the pagefile), the section in *section; NULL
+   with nothing left open when either call fails (message in b->error). */
+static void *raw_map(struct bench *b, HANDLE file, size_t size, HANDLE *section) {
+  *section = CreateFileMappingW(file ? file : INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE,
+                                (DWORD)((uint64_t)size >> 32), (DWORD)size, NULL);
+  if (!*section) {
+    raw_failed(b, "CreateFileMapping");
+    return NULL;
+  }
+  void *p = MapViewOfFile(*section, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, size);
+  if (!p) {
+    raw_failed(b, "MapViewOfFile");
+    CloseHandle(*section);
+    *section = NULL;
+  }
+  return p;
 }
-static void *raw_view(HANDLE section, size_t size) {
-  return MapViewOfFile(section, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, size);
+static void raw_unmap(void *p, HANDLE section) {
+  UnmapViewOfFile(p);
+  CloseHandle(section);
 }
 #endif
 
@@ -261,18 +282,16 @@ static int setup_msync(struct bench *b, const struct workload *w) {
   b->base = xm_mapping_ptr(b->m);
   memset(b->base, 1, FILE_SIZE);
 #ifdef _WIN32
-  b->raw_section = raw_section(b->file.d, FILE_SIZE);
-  if (!b->raw_section) return raw_failed(b, "CreateFileMapping");
-  b->raw_base = raw_view(b->raw_section, FILE_SIZE);
-  if (!b->raw_base) return raw_failed(b, "MapViewOfFile");
+  b->raw_base = raw_map(b, b->file.d, FILE_SIZE, &b->raw_section);
+  if (!b->raw_base) return XM_E_SYSTEM_CALL;
 #else
   void *p = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, b->file.d, 0);
   if (p == MAP_FAILED) return raw_failed(b, "mmap");
   b->raw_base = p;
 #endif
-  b->raw_size = FILE_SIZE;
   memset(b->raw_base, 1, FILE_SIZE);
-  return xm_mapping_msync(b->m) == XM_OK ? 0 : xm_failed(b, "xm_mapping_msync", XM_E_SYSTEM_CALL);
+  rc = xm_mapping_msync(b->m);
+  return rc ? xm_failed(b, "xm_mapping_msync", rc) : 0;
 }
 
 static void teardown(struct bench *b) {
@@ -283,16 +302,13 @@ static void teardown(struct bench *b) {
   b->buf = NULL;
   if (b->raw_base) {
 #ifdef _WIN32
-    UnmapViewOfFile(b->raw_base);
+    raw_unmap(b->raw_base, b->raw_section);
+    b->raw_section = NULL;
 #else
-    munmap(b->raw_base, b->raw_size);
+    munmap(b->raw_base, FILE_SIZE);
 #endif
   }
   b->raw_base = NULL;
-#ifdef _WIN32
-  if (b->raw_section) CloseHandle(b->raw_section);
-  b->raw_section = NULL;
-#endif
   if (b->have_file) tool_file_close(&b->file);
   b->have_file = false;
   b->clean = NULL;
@@ -338,60 +354,45 @@ static int raw_u64(struct bench *b, uint64_t iters, double *seconds) {
 }
 
 /* ---- 2. slices ------------------------------------------------------------------------------ */
+/* Copies param bytes per iteration between buf and successive offsets of the mapping, through
+   the checked accessors (xm side) or memcpy (raw side). */
+LOOP_HELPER int slice_loop(struct bench *b, uint64_t iters, double *seconds, bool raw, bool write) {
+  const size_t n = b->param;
+  size_t off = 0, copied = 0, total = 0;
+  int rc = 0;
+  double t0 = tool_now();
+  for (uint64_t i = 0; i < iters; i++) {
+    if (raw) {
+      if (write)
+        memcpy(b->base + off, b->buf, n);
+      else
+        memcpy(b->buf, b->base + off, n);
+    } else {
+      rc |= write ? xm_mapping_write_slice(b->m, b->buf, n, off, &copied)
+                  : xm_mapping_read_slice(b->m, b->buf, n, off, &copied);
+      total += copied;
+    }
+    off = off + n < SLICE_SPAN ? off + n : 0;
+  }
+  *seconds = tool_now() - t0;
+  if (raw)
+    b->sink += write ? b->base[0] : b->buf[0];
+  else
+    b->sink += total;
+  return rc ? xm_failed(b, write ? "xm_mapping_write_slice" : "xm_mapping_read_slice", rc) : 0;
+}
+
 static int xm_read_slice(struct bench *b, uint64_t iters, double *seconds) {
-  const size_t n = b->param;
-  size_t off = 0, copied = 0, total = 0;
-  int rc = 0;
-  double t0 = tool_now();
-  for (uint64_t i = 0; i < iters; i++) {
-    rc |= xm_mapping_read_slice(b->m, b->buf, n, off, &copied);
-    total += copied;
-    off = off + n < SLICE_SPAN ? off + n : 0;
-  }
-  *seconds = tool_now() - t0;
-  b->sink += total;
-  return rc ? xm_failed(b, "xm_mapping_read_slice", rc) : 0;
+  return slice_loop(b, iters, seconds, false, false);
 }
-
 static int xm_write_slice(struct bench *b, uint64_t iters, double *seconds) {
-  const size_t n = b->param;
-  size_t off = 0, copied = 0, total = 0;
-  int rc = 0;
-  double t0 = tool_now();
-  for (uint64_t i = 0; i < iters; i++) {
-    rc |= xm_mapping_write_slice(b->m, b->buf, n, off, &copied);
-    total += copied;
-    off = off + n < SLICE_SPAN ? off + n : 0;
-  }
-  *seconds = tool_now() - t0;
-  b->sink += total;
-  return rc ? xm_failed(b, "xm_mapping_write_slice", rc) : 0;
+  return slice_loop(b, iters, seconds, false, true);
 }
-
 static int raw_read_memcpy(struct bench *b, uint64_t iters, double *seconds) {
-  const size_t n = b->param;
-  size_t off = 0;
-  double t0 = tool_now();
-  for (uint64_t i = 0; i < iters; i++) {
-    memcpy(b->buf, b->base + off, n);
-    off = off + n < SLICE_SPAN ? off + n : 0;
-  }
-  *seconds = tool_now() - t0;
-  b->sink += b->buf[0];
-  return 0;
+  return slice_loop(b, iters, seconds, true, false);
 }
-
 static int raw_write_memcpy(struct bench *b, uint64_t iters, double *seconds) {
-  const size_t n = b->param;
-  size_t off = 0;
-  double t0 = tool_now();
-  for (uint64_t i = 0; i < iters; i++) {
-    memcpy(b->base + off, b->buf, n);
-    off = off + n < SLICE_SPAN ? off + n : 0;
-  }
-  *seconds = tool_now() - t0;
-  b->sink += b->base[0];
-  return 0;
+  return slice_loop(b, iters, seconds, true, true);
 }
 
 /* ---- 3. and 4. create + destroy ------------------------------------------------------------- */
@@ -413,15 +414,10 @@ static int raw_anon_cycle(struct bench *b, uint64_t iters, double *seconds) {
   double t0 = tool_now();
   for (uint64_t i = 0; i < iters; i++) {
 #ifdef _WIN32
-    HANDLE s = raw_section(NULL, size);
-    if (!s) return raw_failed(b, "CreateFileMapping");
-    void *p = raw_view(s, size);
-    if (!p) {
-      CloseHandle(s);
-      return raw_failed(b, "MapViewOfFile");
-    }
-    UnmapViewOfFile(p);
-    CloseHandle(s);
+    HANDLE s;
+    void *p = raw_map(b, NULL, size, &s);
+    if (!p) return XM_E_SYSTEM_CALL;
+    raw_unmap(p, s);
 #else
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return raw_failed(b, "mmap");
@@ -512,21 +508,16 @@ static int raw_file_write(struct bench *b, uint64_t iters, double *seconds) {
   for (uint64_t i = 0; i < iters; i++) {
     b->buf[0] = (unsigned char)i;
 #ifdef _WIN32
-    HANDLE s = raw_section(b->file.d, FILE_SIZE);
-    if (!s) return raw_failed(b, "CreateFileMapping");
-    void *p = raw_view(s, FILE_SIZE);
-    if (!p) {
-      CloseHandle(s);
-      return raw_failed(b, "MapViewOfFile");
-    }
+    HANDLE s;
+    void *p = raw_map(b, b->file.d, FILE_SIZE, &s);
+    if (!p) return XM_E_SYSTEM_CALL;
     memcpy(p, b->buf, FILE_SIZE);
     if (b->param && (!FlushViewOfFile(p, FILE_SIZE) || !FlushFileBuffers(b->file.d))) {
-      UnmapViewOfFile(p);
-      CloseHandle(s);
-      return raw_failed(b, "FlushViewOfFile/FlushFileBuffers");
+      int rc = raw_failed(b, "FlushViewOfFile/FlushFileBuffers");
+      raw_unmap(p, s);
+      return rc;
     }
-    UnmapViewOfFile(p);
-    CloseHandle(s);
+    raw_unmap(p, s);
 #else
     /* 2 MiB-aligned: reserve, then map the file over the aligned part. */
     const size_t huge = 2 * MIB, span = FILE_SIZE + huge;
@@ -560,51 +551,41 @@ static void dirty_lines(unsigned char *p, size_t n, size_t line, uint64_t i) {
   for (size_t off = 0; off < n; off += line) p[off] = (unsigned char)(i + off / line);
 }
 
-static int xm_flush(struct bench *b, uint64_t iters, double *seconds) {
+/* Flushes param bytes per iteration through the library (xm side) or the raw loop. */
+LOOP_HELPER int flush_loop(struct bench *b, uint64_t iters, double *seconds, bool raw) {
   const size_t n = b->param;
+  int rc = 0;
   if (n < FLUSH_TIMED_ALONE) {
     double t0 = tool_now();
-    for (uint64_t i = 0; i < iters; i++) {
+    for (uint64_t i = 0; !rc && i < iters; i++) {
       dirty_lines(b->base, n, b->line, i);
-      int rc = xm_mapping_flush_region(b->m, 0, n);
-      if (rc) return xm_failed(b, "xm_mapping_flush_region", rc);
+      if (raw)
+        b->clean(b->base, n, b->line);
+      else
+        rc = xm_mapping_flush_region(b->m, 0, n);
     }
     *seconds = tool_now() - t0;
-    return 0;
+  } else {
+    double total = 0;
+    for (uint64_t i = 0; !rc && i < iters; i++) {
+      memset(b->base, (int)(i & 0x7f) + 1, n);
+      double t0 = tool_now();
+      if (raw)
+        b->clean(b->base, n, b->line);
+      else
+        rc = xm_mapping_flush_region(b->m, 0, n);
+      total += tool_now() - t0;
+    }
+    *seconds = total;
   }
-  double total = 0;
-  for (uint64_t i = 0; i < iters; i++) {
-    memset(b->base, (int)(i & 0x7f) + 1, n);
-    double t0 = tool_now();
-    int rc = xm_mapping_flush_region(b->m, 0, n);
-    total += tool_now() - t0;
-    if (rc) return xm_failed(b, "xm_mapping_flush_region", rc);
-  }
-  *seconds = total;
-  return 0;
+  return rc ? xm_failed(b, "xm_mapping_flush_region", rc) : 0;
 }
 
+static int xm_flush(struct bench *b, uint64_t iters, double *seconds) { return flush_loop(b, iters, seconds, false); }
+
 static int raw_flush(struct bench *b, uint64_t iters, double *seconds) {
-  const size_t n = b->param;
   if (!b->clean) return bench_fail(b, XM_E_NOT_IMPLEMENTED, "no raw flush loop for %s", xm_flush_method());
-  if (n < FLUSH_TIMED_ALONE) {
-    double t0 = tool_now();
-    for (uint64_t i = 0; i < iters; i++) {
-      dirty_lines(b->base, n, b->line, i);
-      b->clean(b->base, n, b->line);
-    }
-    *seconds = tool_now() - t0;
-    return 0;
-  }
-  double total = 0;
-  for (uint64_t i = 0; i < iters; i++) {
-    memset(b->base, (int)(i & 0x7f) + 1, n);
-    double t0 = tool_now();
-    b->clean(b->base, n, b->line);
-    total += tool_now() - t0;
-  }
-  *seconds = total;
-  return 0;
+  return flush_loop(b, iters, seconds, true);
 }
 
 /* ---- 7. msync ------------------------------------------------------------------------------- */
@@ -674,7 +655,6 @@ struct result {
   char note[512];
   double median, p10, p90, baseline;
   double faults, baseline_faults;
-  uint64_t iters;
 };
 
 static double metric(const struct workload *w, uint64_t iters, double seconds) {
@@ -772,7 +752,6 @@ static void run_workload(const struct options *o, size_t index, struct result *r
       iters = fit > 1 ? fit : 1;
     }
   }
-  res->iters = iters;
   for (unsigned r = 0; !rc && r < o->rounds; r++) {
     char what[64];
     tool_format(what, sizeof what, "round %u/%u", r + 1, o->rounds);

@@ -72,19 +72,6 @@ static void probe_shm(struct feature *shm, struct feature *seals) {
   xm_shm_free(s);
 }
 
-static void probe_populate_write(struct feature *f) {
-  xm_mapping *m = scratch(xm_page_size());
-  if (!m) {
-    set_missing(f);
-    return;
-  }
-  if (xm_mapping_advise(m, 0, xm_page_size(), XM_ADVICE_POPULATE_WRITE) == XM_OK)
-    set(f, YES, "madvise(MADV_POPULATE_WRITE)");
-  else
-    set_missing(f);
-  xm_mapping_free(m);
-}
-
 static void probe_thp(struct feature *f) {
   char mode[64];
   tool_thp_mode(mode, sizeof mode);
@@ -99,19 +86,6 @@ static void probe_thp(struct feature *f) {
   char d[96];
   tool_format(d, sizeof d, "mode: %s", mode);
   set(f, strcmp(mode, "never") == 0 ? NO : YES, d);
-}
-
-static void probe_huge_pages(struct feature *f) {
-  const size_t size = (size_t)2 << 20;
-  xm_builder b = xm_builder_new(size);
-  xm_builder_huge_pages(&b, 0);
-  xm_mapping *m = NULL;
-  if (xm_builder_build(&b, &m) == XM_OK) {
-    set(f, YES, "2 MiB mapping with the default huge page size");
-    xm_mapping_free(m);
-  } else {
-    set_missing(f);
-  }
 }
 
 static void probe_fixed_noreplace(struct feature *f) {
@@ -153,14 +127,10 @@ static void probe_arena(struct feature *f) {
   int rc = xm_arena_new(2 * g, &a);
   if (rc == XM_OK) rc = xm_arena_add_anon(a, 0, g, XM_PROT_READ_WRITE);
   if (rc == XM_OK) rc = xm_arena_remove(a, 0, g);
-  const char *strategy = tool_arena_strategy();
-  char d[200];
-  if (rc == XM_OK) {
-    tool_format(d, sizeof d, "%s", strategy ? strategy : "add/remove works");
-    set(f, YES, d);
-  } else {
+  if (rc == XM_OK)
+    set(f, YES, xm_arena_strategy());
+  else
     set_missing(f);
-  }
   xm_arena_free(a);
 }
 
@@ -191,42 +161,6 @@ static void probe_placeholders(struct feature *f) {
 #endif
 }
 
-static void probe_prefetch(struct feature *f) {
-  xm_mapping *m = scratch(xm_allocation_granularity());
-  if (!m) {
-    set_missing(f);
-    return;
-  }
-  if (xm_mapping_async_prefetch(m, 0, xm_mapping_size(m)) == XM_OK)
-#ifdef _WIN32
-    set(f, YES, "PrefetchVirtualMemory");
-#else
-    set(f, YES, "madvise(MADV_WILLNEED)");
-#endif
-  else
-    set_missing(f);
-  xm_mapping_free(m);
-}
-
-static void probe_lock(struct feature *f) {
-  xm_mapping *m = scratch(xm_page_size());
-  if (!m) {
-    set_missing(f);
-    return;
-  }
-  if (xm_mapping_lock_on_fault(m, 0, xm_page_size()) == XM_OK) {
-#ifdef _WIN32
-    set(f, YES, "VirtualLock (locks at once)");
-#else
-    set(f, YES, "mlock2(MLOCK_ONFAULT) or mlock");
-#endif
-    (void)xm_mapping_unlock(m, 0, xm_page_size());
-  } else {
-    set_missing(f);
-  }
-  xm_mapping_free(m);
-}
-
 static void probe_fault_safe(struct feature *f) {
   const size_t page = xm_page_size();
   xm_mapping *m = scratch(2 * page);
@@ -253,7 +187,41 @@ static void probe_fault_safe(struct feature *f) {
   xm_mapping_free(m);
 }
 
-/* Beyond-crosvm features: each probe builds what the feature needs and reports the status. */
+/* The probes that only need a status: each builds what the feature needs and reports it. */
+static int try_populate_write(void) {
+  xm_mapping *m = scratch(xm_page_size());
+  if (!m) return XM_E_SYSTEM_CALL;
+  int rc = xm_mapping_advise(m, 0, xm_page_size(), XM_ADVICE_POPULATE_WRITE);
+  xm_mapping_free(m);
+  return rc;
+}
+
+static int try_huge_pages(void) {
+  xm_builder b = xm_builder_new((size_t)2 << 20);
+  xm_builder_huge_pages(&b, 0);
+  xm_mapping *m = NULL;
+  int rc = xm_builder_build(&b, &m);
+  xm_mapping_free(m);
+  return rc;
+}
+
+static int try_prefetch(void) {
+  xm_mapping *m = scratch(xm_allocation_granularity());
+  if (!m) return XM_E_SYSTEM_CALL;
+  int rc = xm_mapping_async_prefetch(m, 0, xm_mapping_size(m));
+  xm_mapping_free(m);
+  return rc;
+}
+
+static int try_lock(void) {
+  xm_mapping *m = scratch(xm_page_size());
+  if (!m) return XM_E_SYSTEM_CALL;
+  int rc = xm_mapping_lock_on_fault(m, 0, xm_page_size());
+  if (rc == XM_OK) (void)xm_mapping_unlock(m, 0, xm_page_size());
+  xm_mapping_free(m);
+  return rc;
+}
+
 static int try_unaligned_offset(void) {
   xm_shm *s = NULL;
   int rc = xm_shm_new("xmmap-info", 2 * xm_allocation_granularity(), &s);
@@ -347,14 +315,19 @@ int tool_info(int argc, char **argv) {
       {"sync_modes", "async/sync write-back", NO, ""},
   };
   probe_shm(&features[0], &features[1]);
-  probe_populate_write(&features[2]);
+  probe_with(&features[2], try_populate_write, "madvise(MADV_POPULATE_WRITE)");
   probe_thp(&features[3]);
-  probe_huge_pages(&features[4]);
+  probe_with(&features[4], try_huge_pages, "2 MiB mapping with the default huge page size");
   probe_fixed_noreplace(&features[5]);
   probe_arena(&features[6]);
   probe_placeholders(&features[7]);
-  probe_prefetch(&features[8]);
-  probe_lock(&features[9]);
+#ifdef _WIN32
+  probe_with(&features[8], try_prefetch, "PrefetchVirtualMemory");
+  probe_with(&features[9], try_lock, "VirtualLock (locks at once)");
+#else
+  probe_with(&features[8], try_prefetch, "madvise(MADV_WILLNEED)");
+  probe_with(&features[9], try_lock, "mlock2(MLOCK_ONFAULT) or mlock");
+#endif
   probe_fault_safe(&features[10]);
   probe_with(&features[11], try_unaligned_offset, "mapped from the boundary below, pointer adjusted");
   probe_with(&features[12], try_private, "copy-on-write (MAP_PRIVATE / FILE_MAP_COPY)");

@@ -151,26 +151,25 @@ uint64_t tool_page_faults(void) {
 
 bool tool_stderr_is_terminal(void) { return _isatty(_fileno(stderr)) != 0; }
 
-const char *tool_wine_version(void) {
+/* The Wine version when running under Wine (ntdll's wine_get_version), else NULL; probed once. */
+static const char *wine_version(void) {
   typedef const char *(__cdecl * wine_version_fn)(void);
-  HMODULE ntdll = GetModuleHandleA("ntdll.dll");
-  if (!ntdll) return NULL;
-  FARPROC p = GetProcAddress(ntdll, "wine_get_version");
-  if (!p) return NULL;
-  wine_version_fn fn;
-  memcpy(&fn, &p, sizeof fn);
-  return fn();
+  static const char *version;
+  static bool probed;
+  if (!probed) {
+    probed = true;
+    HMODULE ntdll = GetModuleHandleA("ntdll.dll");
+    FARPROC p = ntdll ? GetProcAddress(ntdll, "wine_get_version") : NULL;
+    if (p) {
+      wine_version_fn fn;
+      memcpy(&fn, &p, sizeof fn);
+      version = fn();
+    }
+  }
+  return version;
 }
 
-bool tool_under_qemu(void) { return false; }
-
-const char *tool_emulator(void) {
-  static char text[64];
-  const char *wine = tool_wine_version();
-  if (!wine) return NULL;
-  tool_format(text, sizeof text, "wine %s", wine);
-  return text;
-}
+static const char *qemu_name(void) { return NULL; }
 
 void tool_os_description(char *buf, size_t len) {
   /* GetVersionEx lies to unmanifested programs; RtlGetVersion does not. */
@@ -186,7 +185,7 @@ void tool_os_description(char *buf, size_t len) {
                 (unsigned long)v.dwBuildNumber);
   else
     tool_format(buf, len, "Windows");
-  const char *wine = tool_wine_version();
+  const char *wine = wine_version();
   if (wine) {
     size_t n = strlen(buf);
     tool_format(buf + n, len - n, " (Wine %s)", wine);
@@ -306,7 +305,7 @@ uint64_t tool_page_faults(void) {
 
 bool tool_stderr_is_terminal(void) { return isatty(STDERR_FILENO) != 0; }
 
-const char *tool_wine_version(void) { return NULL; }
+static const char *wine_version(void) { return NULL; }
 
 /* qemu-user passes /proc/self/comm through: it names the emulator, not the guest program. */
 static const char *qemu_name(void) {
@@ -323,16 +322,6 @@ static const char *qemu_name(void) {
     if (strncmp(comm, "qemu-", 5) != 0) comm[0] = '\0';
   }
   return comm[0] ? comm : NULL;
-}
-
-bool tool_under_qemu(void) { return qemu_name() != NULL; }
-
-const char *tool_emulator(void) {
-  static char text[64];
-  const char *q = qemu_name();
-  if (!q) return NULL;
-  tool_format(text, sizeof text, "qemu-user (%s)", q);
-  return text;
 }
 
 void tool_os_description(char *buf, size_t len) {
@@ -504,7 +493,17 @@ int tool_file_pwrite(const tool_file *f, const void *buf, size_t len, uint64_t o
 }
 #endif
 
-/* ---- the arena strategy ------------------------------------------------------------------ */
-/* Internal to the library (src/os.h): "mmap", "placeholders" or "split reservations". The tool
-   links the static library, which has it. */
-const char *tool_arena_strategy(void) { return xm_arena_strategy(); }
+/* ---- the emulator --------------------------------------------------------------------------- */
+bool tool_under_qemu(void) { return qemu_name() != NULL; }
+
+const char *tool_emulator(void) {
+  static char text[64];
+  const char *wine = wine_version(), *qemu = qemu_name();
+  if (wine)
+    tool_format(text, sizeof text, "wine %s", wine);
+  else if (qemu)
+    tool_format(text, sizeof text, "qemu-user (%s)", qemu);
+  else
+    return NULL;
+  return text;
+}

@@ -43,8 +43,6 @@ double tool_now(void);
 /* Minor + major page faults of this process so far (Windows: PageFaultCount). */
 uint64_t tool_page_faults(void);
 bool tool_stderr_is_terminal(void);
-/* The Wine version when running under Wine, else NULL. */
-const char *tool_wine_version(void);
 /* The emulator this process runs under: "wine 8.0", "qemu-user (qemu-aarch64)", or NULL. */
 const char *tool_emulator(void);
 /* Whether that emulator is qemu-user, which ignores some advice and shows a partial
@@ -81,8 +79,5 @@ void tool_file_close(tool_file *f);
 /* Ordinary file I/O (not through a mapping): 0 when exactly len bytes moved. */
 int tool_file_pread(const tool_file *f, void *buf, size_t len, uint64_t offset);
 int tool_file_pwrite(const tool_file *f, const void *buf, size_t len, uint64_t offset);
-
-/* The arena strategy of this process (the library's internal xm__os_arena_strategy). */
-const char *tool_arena_strategy(void);
 
 #endif /* XMMAP_TOOL_H */
