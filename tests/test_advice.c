@@ -11,8 +11,6 @@
 #include <sys/wait.h>
 #endif
 
-long xm__test_os_calls(void);
-void xm__test_fail_nth(long n, int os_error);
 
 #define PS (xm_page_size())
 
@@ -183,16 +181,10 @@ static void remove_range_zeroes(void **state) {
 #endif
 }
 
-static void fill_pattern(unsigned char *p, size_t len) {
-  for (size_t i = 0; i < len; i++) p[i] = (unsigned char)(i * 13 + 5);
-}
-
 static void drop_page_cache_keeps_file_data(void **state) {
   (void)state;
   const size_t len = 3 * PS;
-  unsigned char *data = malloc(len);
-  assert_non_null(data);
-  fill_pattern(data, len);
+  unsigned char *data = xt_pattern(len, 13, 5);
   xm_descriptor f = xt_temp_file(data, len, 1);
 
   /* a shared file mapping: the page cache keeps the data, written bytes included */
@@ -263,9 +255,7 @@ static void lock_and_unlock(void **state) {
 static void async_prefetch_reads_ahead(void **state) {
   (void)state;
   const size_t len = 4 * PS;
-  unsigned char *data = malloc(len);
-  assert_non_null(data);
-  fill_pattern(data, len);
+  unsigned char *data = xt_pattern(len, 13, 5);
   xm_descriptor f = xt_temp_file(data, len, 0);
   xm_builder b = xm_builder_new(len);
   xm_builder_from_file(&b, f);

@@ -5,23 +5,12 @@
 
 #include <stdbool.h>
 
-#ifdef _WIN32
-#define BAD_DESCRIPTOR NULL
-#define BAD_DESCRIPTOR_ERROR 6 /* ERROR_INVALID_HANDLE */
-#define INJECTED_ERROR 8       /* ERROR_NOT_ENOUGH_MEMORY */
-#else
-#include <errno.h>
-#include <pthread.h>
+#ifndef _WIN32
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/wait.h>
-#define BAD_DESCRIPTOR (-1)
-#define BAD_DESCRIPTOR_ERROR EBADF
-#define INJECTED_ERROR ENOMEM
 #endif
 
-long xm__test_os_calls(void);
-void xm__test_fail_nth(long n, int os_error);
 const char *xm__os_arena_strategy(void); /* white-box: src/os.h */
 
 
@@ -538,8 +527,8 @@ static void validation(void **state) {
   assert_int_equal(xm__test_os_calls(), 0); /* all refused before any OS call */
 
   /* an invalid descriptor is found by an OS call on it, before anything changes */
-  XT_STATUS(XM_E_SYSTEM_CALL, xm_arena_add_fd(a, 0, U, BAD_DESCRIPTOR, 0, XM_PROT_READ));
-  assert_int_equal(xm_os_error(), BAD_DESCRIPTOR_ERROR);
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_arena_add_fd(a, 0, U, XT_BAD_DESCRIPTOR, 0, XM_PROT_READ));
+  assert_int_equal(xm_os_error(), XT_BAD_DESCRIPTOR_ERROR);
   assert_int_equal(base[0], 42);
 
   /* NULL handles */
@@ -589,17 +578,18 @@ static void failures_leave_arena_consistent(void **state) {
   /* every OS call of xm_arena_new fails in turn */
   for (long n = 1;; n++) {
     xm_arena *a = NULL;
-    xm__test_fail_nth(n, INJECTED_ERROR);
+    xm__test_fail_nth(n, XT_INJECTED_ERROR);
     int rc = xm_arena_new(4 * U, &a);
     long calls = xm__test_os_calls();
     xm__test_fail_nth(0, 0);
     if (rc == XM_OK) {
       xm_arena_free(a);
       assert_true(calls < n);
+      assert_true(n > 1); /* at least one failure point was walked */
       break;
     }
     assert_int_equal(rc, XM_E_SYSTEM_CALL);
-    assert_int_equal(xm_os_error(), INJECTED_ERROR);
+    assert_int_equal(xm_os_error(), XT_INJECTED_ERROR);
     assert_null(a);
     xt_assert_no_leak(before);
   }
@@ -610,6 +600,7 @@ static void failures_leave_arena_consistent(void **state) {
   const xm_descriptor d = xm_shm_descriptor(shm);
   xt_snapshot with_shm = xt_snap();
   for (int variant = 0; variant < 3; variant++) {
+    long failed = 0; /* failure points that failed the change: the walk must find some */
     for (long n = 1;; n++) {
       xm_arena *a = new_arena(8 * U);
       unsigned char *base = arena_base(a);
@@ -617,7 +608,7 @@ static void failures_leave_arena_consistent(void **state) {
       XT_OK(xm_arena_add_fd(a, 3 * U, 3 * U, d, 0, XM_PROT_READ_WRITE));
       memset(base, 0x61, 3 * U);
       memset(base + 3 * U, 0x62, 3 * U);
-      xm__test_fail_nth(n, INJECTED_ERROR);
+      xm__test_fail_nth(n, XT_INJECTED_ERROR);
       int rc;
       size_t from = 2 * U, units = 2; /* the changed units: [2, 4) */
       if (variant == 0)
@@ -645,7 +636,7 @@ static void failures_leave_arena_consistent(void **state) {
         print_message("variant %d, failing OS call %ld: %s; readable units %d%d%d%d%d%d\n", variant, n, xm_errmsg(),
                       seen[0], seen[1], seen[2], seen[3], seen[4], seen[5]);
       assert_int_equal(rc, XM_E_SYSTEM_CALL);
-      assert_int_equal(xm_os_error(), INJECTED_ERROR);
+      assert_int_equal(xm_os_error(), XT_INJECTED_ERROR);
       assert_true(unchanged || (!seen[2] && !seen[3]));
       assert_true(seen[0] && seen[5]);
       assert_int_equal(base[0], 0x61);
@@ -656,7 +647,14 @@ static void failures_leave_arena_consistent(void **state) {
       xm_arena_free(a);
       assert_released(base, 8 * U);
       xt_assert_no_leak(with_shm);
+      failed++;
     }
+#ifdef _WIN32
+    /* a Windows remove gives up what it cannot reserve again and succeeds (measured under Wine's
+       split reservations): no failure point to walk there */
+    if (variant != 2)
+#endif
+      assert_true(failed > 0);
   }
   xm_shm_free(shm);
   xt_assert_no_leak(before);
@@ -728,42 +726,23 @@ static void work(struct worker *w) {
   p[2 * U] = (unsigned char)(0xc0 + w->first);
 }
 
-#ifdef _WIN32
-static DWORD WINAPI thread_main(LPVOID arg) {
+static XT_THREAD_RET thread_main(void *arg) {
   work(arg);
   return 0;
 }
-#else
-static void *thread_main(void *arg) {
-  work(arg);
-  return NULL;
-}
-#endif
 
 static void concurrent_changes(void **state) {
   (void)state;
   xm_arena *a = new_arena(THREADS * UNITS_PER_THREAD * U);
   struct worker workers[THREADS];
   memset(workers, 0, sizeof workers);
-#ifdef _WIN32
-  HANDLE threads[THREADS];
+  xt_thread threads[THREADS];
   for (int t = 0; t < THREADS; t++) {
     workers[t].arena = a;
     workers[t].first = (size_t)t * UNITS_PER_THREAD;
-    threads[t] = CreateThread(NULL, 0, thread_main, &workers[t], 0, NULL);
-    assert_non_null(threads[t]);
+    xt_thread_start(&threads[t], thread_main, &workers[t]);
   }
-  WaitForMultipleObjects(THREADS, threads, TRUE, INFINITE);
-  for (int t = 0; t < THREADS; t++) CloseHandle(threads[t]);
-#else
-  pthread_t threads[THREADS];
-  for (int t = 0; t < THREADS; t++) {
-    workers[t].arena = a;
-    workers[t].first = (size_t)t * UNITS_PER_THREAD;
-    assert_int_equal(pthread_create(&threads[t], NULL, thread_main, &workers[t]), 0);
-  }
-  for (int t = 0; t < THREADS; t++) assert_int_equal(pthread_join(threads[t], NULL), 0);
-#endif
+  for (int t = 0; t < THREADS; t++) xt_thread_join(threads[t]);
   for (int t = 0; t < THREADS; t++) {
     if (workers[t].failures) print_message("thread %d: %d failures, first: %s\n", t, workers[t].failures, workers[t].why);
     assert_int_equal(workers[t].failures, 0);

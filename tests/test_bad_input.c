@@ -4,11 +4,6 @@
    except where a row list says otherwise. */
 #include "xmtest.h"
 
-#ifdef _WIN32
-#define BAD_DESCRIPTOR NULL
-#else
-#define BAD_DESCRIPTOR (-1)
-#endif
 
 /* ---- fixtures (made once by setup) ---------------------------------------------------------- */
 static size_t page, unit;
@@ -71,11 +66,11 @@ static xm_slice slice_of(void *addr, size_t size) {
     xm_builder_protection(&b, 4u); return xm_builder_build(&b, &out_m);)                                   \
   X(build_prot_all_bits, XM_E_INVALID_ARGUMENT, xm_builder b = builder(page);                              \
     xm_builder_protection(&b, ~0u); return xm_builder_build(&b, &out_m);)                                  \
-  X(build_bad_file, XM_E_SYSTEM_CALL, xm_builder b = file_builder(page, BAD_DESCRIPTOR);                   \
+  X(build_bad_file, XM_E_SYSTEM_CALL, xm_builder b = file_builder(page, XT_BAD_DESCRIPTOR);                   \
     return xm_builder_build(&b, &out_m);)                                                                  \
   X(build_bad_descriptor_size_0, XM_E_SYSTEM_CALL, xm_builder b = builder(0);                              \
-    xm_builder_from_descriptor(&b, BAD_DESCRIPTOR); return xm_builder_build(&b, &out_m);)                  \
-  X(build_bad_file_aligned_guarded, XM_E_SYSTEM_CALL, xm_builder b = file_builder(page, BAD_DESCRIPTOR);   \
+    xm_builder_from_descriptor(&b, XT_BAD_DESCRIPTOR); return xm_builder_build(&b, &out_m);)                  \
+  X(build_bad_file_aligned_guarded, XM_E_SYSTEM_CALL, xm_builder b = file_builder(page, XT_BAD_DESCRIPTOR);   \
     xm_builder_align(&b, 1u << 21); xm_builder_guard_pages(&b, 2); return xm_builder_build(&b, &out_m);)   \
   X(build_huge_page_size_3, XM_E_INVALID_ARGUMENT, xm_builder b = builder(page);                           \
     xm_builder_huge_pages(&b, 3); return xm_builder_build(&b, &out_m);)                                    \
@@ -163,13 +158,13 @@ static xm_slice slice_of(void *addr, size_t size) {
   X(shm_get_seals_null, XM_E_INVALID_ARGUMENT, return xm_shm_get_seals(NULL, &seals_out);)                 \
   X(shm_add_seals_unknown_bits, XM_E_INVALID_ARGUMENT, return xm_shm_add_seals(shm, 0x100u);)              \
   X(shm_add_seals_null, XM_E_INVALID_ARGUMENT, return xm_shm_add_seals(NULL, XM_SEAL_SEAL);)               \
-  X(shm_from_bad_descriptor, XM_E_SYSTEM_CALL, return xm_shm_from_descriptor(BAD_DESCRIPTOR, page, &out_shm);) \
-  X(shm_from_descriptor_null_out, XM_E_INVALID_ARGUMENT, return xm_shm_from_descriptor(BAD_DESCRIPTOR, page, NULL);) \
+  X(shm_from_bad_descriptor, XM_E_SYSTEM_CALL, return xm_shm_from_descriptor(XT_BAD_DESCRIPTOR, page, &out_shm);) \
+  X(shm_from_descriptor_null_out, XM_E_INVALID_ARGUMENT, return xm_shm_from_descriptor(XT_BAD_DESCRIPTOR, page, NULL);) \
   /* regions */                                                                                            \
   X(region_msync_null, XM_E_INVALID_ARGUMENT, return xm_region_msync(NULL, 0, 0);)                         \
   X(region_advise_null, XM_E_INVALID_ARGUMENT, return xm_region_advise(NULL, 0, 0, XM_ADVICE_NORMAL);)     \
   X(region_add_fd_null, XM_E_INVALID_ARGUMENT,                                                             \
-    return xm_region_add_fd_mapping(NULL, 0, page, BAD_DESCRIPTOR, 0, XM_PROT_READ);)                      \
+    return xm_region_add_fd_mapping(NULL, 0, page, XT_BAD_DESCRIPTOR, 0, XM_PROT_READ);)                      \
   X(region_remove_null, XM_E_INVALID_ARGUMENT, return xm_region_remove_mapping(NULL, 0, page);)            \
   X(mapping_region_add_fd, XM_E_ADD_FD_MAPPING_UNSUPPORTED,                                                \
     return xm_region_add_fd_mapping(xm_mapping_region(rw), 0, page, file, 0, XM_PROT_READ);)               \
@@ -191,7 +186,7 @@ static xm_slice slice_of(void *addr, size_t size) {
   X(arena_add_unknown_prot, XM_E_INVALID_ARGUMENT, return xm_arena_add_anon(arena, 0, unit, 4u);)          \
   X(arena_add_null, XM_E_INVALID_ARGUMENT, return xm_arena_add_anon(NULL, 0, unit, XM_PROT_READ);)         \
   X(arena_add_fd_bad_descriptor, XM_E_SYSTEM_CALL,                                                         \
-    return xm_arena_add_fd(arena, 0, unit, BAD_DESCRIPTOR, 0, XM_PROT_READ);)                              \
+    return xm_arena_add_fd(arena, 0, unit, XT_BAD_DESCRIPTOR, 0, XM_PROT_READ);)                              \
   X(arena_add_fd_unaligned_offset, XM_E_NOT_PAGE_ALIGNED,                                                  \
     return xm_arena_add_fd(arena, 0, unit, xm_shm_descriptor(shm), 1, XM_PROT_READ);)                      \
   X(arena_add_fd_offset_past_off_t, XM_E_INVALID_OFFSET,                                                   \

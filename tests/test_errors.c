@@ -1,13 +1,6 @@
 /* Status texts, per-thread error records, system facts, protection and the version. */
 #include "xmtest.h"
 
-#ifdef _WIN32
-#define THREAD_RET DWORD WINAPI
-#else
-#include <pthread.h>
-#define THREAD_RET void *
-#endif
-
 static void status_texts(void **state) {
   (void)state;
   static const struct {
@@ -72,9 +65,18 @@ static void detail_texts(void **state) {
   xt_assert_errmsg_has(want);
 }
 
-static THREAD_RET fail_in_thread(void *arg) {
-  xm_slice whole = {arg, 10}, out;
-  (void)xm_slice_sub(whole, 20, 1, &out); /* this thread's own failure */
+/* The other thread's own failure, and the message it saw for it. */
+struct other_failure {
+  void *addr;
+  int rc;
+  char msg[128];
+};
+
+static XT_THREAD_RET fail_in_thread(void *arg) {
+  struct other_failure *f = arg;
+  xm_slice whole = {f->addr, 10}, out;
+  f->rc = xm_slice_sub(whole, 20, 1, &out);
+  snprintf(f->msg, sizeof f->msg, "%s", xm_errmsg());
   return 0;
 }
 
@@ -84,16 +86,13 @@ static void errmsg_is_per_thread(void **state) {
   XT_STATUS(XM_E_OUT_OF_BOUNDS, xm_slice_sub(whole, 4, 1, &out));
   char mine[128];
   snprintf(mine, sizeof mine, "%s", xm_errmsg());
-#ifdef _WIN32
-  HANDLE t = CreateThread(NULL, 0, fail_in_thread, &state, 0, NULL);
-  assert_non_null(t);
-  WaitForSingleObject(t, INFINITE);
-  CloseHandle(t);
-#else
-  pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, fail_in_thread, &state), 0);
-  pthread_join(t, NULL);
-#endif
+  struct other_failure other = {&state, XM_OK, ""};
+  xt_thread t;
+  xt_thread_start(&t, fail_in_thread, &other);
+  xt_thread_join(t);
+  /* the other thread did fail, with its own text */
+  assert_int_equal(other.rc, XM_E_OUT_OF_BOUNDS);
+  assert_string_equal(other.msg, "address 0x15 is out of bounds");
   assert_string_equal(xm_errmsg(), mine); /* the other thread's failure is not ours */
   assert_string_equal(mine, "address 0x5 is out of bounds");
 }

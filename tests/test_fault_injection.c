@@ -9,8 +9,6 @@
    locking. Prints how many fault points it injected. */
 #include "xmtest.h"
 
-long xm__test_os_calls(void);
-void xm__test_fail_nth(long n, int os_error);
 
 #ifdef _WIN32
 /* ERROR_NOT_ENOUGH_MEMORY, ERROR_ACCESS_DENIED, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER */
@@ -128,6 +126,12 @@ static void walk(const struct op *op) {
   }
 }
 
+/* Says how many fault points a group of walks injected; a group that injected none tested nothing. */
+static void report_points(const char *group, long before) {
+  print_message("%s: %ld fault points\n", group, points_injected - before);
+  assert_true(points_injected > before);
+}
+
 /* ---- builds ------------------------------------------------------------------------------------ */
 enum { SRC_ANON, SRC_FILE, SRC_SHM, SRC_COUNT };
 static xm_descriptor big_file;
@@ -208,7 +212,7 @@ static void builds(void **state) {
       struct op op = {c.name, NULL, build_run, NULL, &c, NULL};
       walk(&op);
     }
-  print_message("builds: %ld fault points\n", points_injected - before);
+  report_points("builds", before);
 }
 
 /* ---- shared memory ----------------------------------------------------------------------------- */
@@ -276,7 +280,7 @@ static void shared_memory(void **state) {
   };
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) walk(&ops[i]);
   xm_shm_free(s);
-  print_message("shared memory: %ld fault points\n", points_injected - before);
+  report_points("shared memory", before);
 }
 
 /* ---- the arena ------------------------------------------------------------------------------- */
@@ -340,7 +344,7 @@ static void arena_operations(void **state) {
   skip_lo = skip_hi = 0;
   xm_arena_free(arena);
   xm_shm_free(arena_shm);
-  print_message("arena: %ld fault points\n", points_injected - before);
+  report_points("arena", before);
 }
 
 /* ---- operations on a mapping --------------------------------------------------------------- */
@@ -418,7 +422,7 @@ static void mapping_operations(void **state) {
     }
   xm_mapping_free(anon);
   xm_mapping_free(file);
-  print_message("mapping operations: %ld fault points\n", points_injected - before);
+  report_points("mapping operations", before);
 }
 
 /* The handle count the Windows leak checks rely on moves with a handle the library holds (and

@@ -1,17 +1,9 @@
 /* Cache-line flushing: the range walk against a recording fake unit, the chosen unit and line
    size, and flushes of real mappings on every architecture (supported or not). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cmocka.h>
+#include "xmtest.h"
 
 #include "arch.h"
 #include "flush.h"
-#include "xmmap/xmmap.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -53,10 +45,6 @@ static int reset_rec(void **state) {
   (void)state;
   memset(&rec, 0, sizeof rec);
   return 0;
-}
-
-static void assert_errmsg_contains(const char *needle) {
-  if (strstr(xm_errmsg(), needle) == NULL) fail_msg("xm_errmsg() \"%s\" lacks \"%s\"", xm_errmsg(), needle);
 }
 
 static void test_range_offset60_len8_covers_lines_0_and_1(void **state) {
@@ -126,10 +114,10 @@ static void test_range_past_the_end_is_invalid_range(void **state) {
   (void)state;
   const uintptr_t base = (uintptr_t)0x10000;
   assert_int_equal(xm__flush_range(&fake_unit, 64, base, 4096, 4092, 8), XM_E_INVALID_RANGE);
-  assert_errmsg_contains("offset=4092 count=8 region_size=4096");
-  assert_errmsg_contains("spans past the end of the region");
+  xt_assert_errmsg_has("offset=4092 count=8 region_size=4096");
+  xt_assert_errmsg_has("spans past the end of the region");
   assert_int_equal(xm__flush_range(&fake_unit, 64, base, 4096, 4097, 0), XM_E_INVALID_RANGE);
-  assert_errmsg_contains("offset=4097 count=0 region_size=4096");
+  xt_assert_errmsg_has("offset=4097 count=0 region_size=4096");
   assert_int_equal(xm__flush_range(&fake_unit, 64, base, 4096, 0, 4097), XM_E_INVALID_RANGE);
   /* offset + len would wrap: still a range error, never a short flush */
   assert_int_equal(xm__flush_range(&fake_unit, 64, base, 4096, 64, SIZE_MAX), XM_E_INVALID_RANGE);
@@ -142,7 +130,7 @@ static void test_range_past_the_end_is_invalid_range(void **state) {
 static void test_range_unsupported_unit_is_not_implemented(void **state) {
   (void)state;
   assert_int_equal(xm__flush_range(&fake_unsupported, 64, (uintptr_t)0x10000, 4096, 0, 1), XM_E_NOT_IMPLEMENTED);
-  assert_errmsg_contains("operation is not implemented on platform/architecture: fake unit cannot flush");
+  xt_assert_errmsg_has("operation is not implemented on platform/architecture: fake unit cannot flush");
 }
 
 /* A region whose end is exactly 2^N (base + size wraps to 0): the walk must neither stop early
@@ -278,8 +266,8 @@ static void test_x86_variant(void **state) {
   assert_int_equal(xm_builder_build(&b, &m), XM_OK);
   assert_int_equal(xm_mapping_flush_region(m, 0, 1), XM_E_NOT_IMPLEMENTED);
   print_message("refused as expected: %s\n", xm_errmsg());
-  assert_errmsg_contains("XMMAP_FLUSH");
-  if (has == 0) assert_errmsg_contains(forced);
+  xt_assert_errmsg_has("XMMAP_FLUSH");
+  if (has == 0) xt_assert_errmsg_has(forced);
   xm_mapping_free(m);
 #else
   print_message("not an x86 build: no x86 flush variants to check\n");
@@ -302,7 +290,7 @@ static void flush_and_check(xm_mapping *m, size_t off, size_t len, const unsigne
     assert_int_equal(rc, XM_OK);
   } else {
     assert_int_equal(rc, XM_E_NOT_IMPLEMENTED);
-    assert_errmsg_contains("operation is not implemented on platform/architecture: ");
+    xt_assert_errmsg_has("operation is not implemented on platform/architecture: ");
     assert_true(strlen(xm_errmsg()) > strlen("operation is not implemented on platform/architecture: "));
   }
   assert_memory_equal(xm_mapping_ptr(m), expect, xm_mapping_size(m));
@@ -342,7 +330,7 @@ static void test_flush_real_mapping(void **state) {
 
   /* Validation happens before the architecture is consulted, supported or not. */
   assert_int_equal(xm_mapping_flush_region(m, size - 4, 8), XM_E_INVALID_RANGE);
-  assert_errmsg_contains("count=8 region_size=");
+  xt_assert_errmsg_has("count=8 region_size=");
   assert_int_equal(xm_mapping_flush_region(m, size + 1, 0), XM_E_INVALID_RANGE);
   assert_int_equal(xm_mapping_flush_region(m, size, 0), XM_OK);
 
@@ -364,9 +352,9 @@ static void test_flush_unsupported_reports_reason(void **state) {
   assert_int_equal(xm_builder_build(&b, &m), XM_OK);
   assert_int_equal(xm_mapping_flush_all(m), XM_E_NOT_IMPLEMENTED);
   print_message("reason: %s\n", xm_errmsg());
-  assert_errmsg_contains("operation is not implemented on platform/architecture: ");
+  xt_assert_errmsg_has("operation is not implemented on platform/architecture: ");
 #if defined(__arm__)
-  assert_errmsg_contains("Userspace cannot flush to PoC");
+  xt_assert_errmsg_has("Userspace cannot flush to PoC");
 #endif
   assert_int_equal(xm_mapping_flush_region(m, 0, 0), XM_OK);
   assert_int_equal(xm_mapping_flush_region(m, 4096, 0), XM_OK);
@@ -389,7 +377,7 @@ static void test_flush_empty_mapping(void **state) {
   assert_int_equal(xm_mapping_flush_all(m), XM_OK);
   assert_int_equal(xm_mapping_flush_region(m, 0, 0), XM_OK);
   assert_int_equal(xm_mapping_flush_region(m, 1, 0), XM_E_INVALID_RANGE);
-  assert_errmsg_contains("offset=1 count=0 region_size=0");
+  xt_assert_errmsg_has("offset=1 count=0 region_size=0");
   xm_mapping_free(m);
 }
 
@@ -402,7 +390,7 @@ static void test_flush_prot_none_is_access(void **state) {
   xm_mapping *m = NULL;
   assert_int_equal(xm_builder_build(&b, &m), XM_OK);
   assert_int_equal(xm_mapping_flush_region(m, 0, 1), XM_E_ACCESS);
-  assert_errmsg_contains("offset 0");
+  xt_assert_errmsg_has("offset 0");
   assert_int_equal(xm_mapping_flush_all(m), XM_E_ACCESS);
   /* range and emptiness come first */
   assert_int_equal(xm_mapping_flush_region(m, size, 1), XM_E_INVALID_RANGE);

@@ -14,11 +14,6 @@
 
 static size_t page;
 
-/* A raw read the compiler and valgrind must both perform: valgrind drops a load whose value is
-   unused (volatile or not), so the value goes to a volatile sink. */
-static volatile unsigned char touch_sink;
-static void touch(const void *p) { touch_sink = *(const volatile unsigned char *)p; }
-
 /* A read-write anonymous mapping of n pages filled with a pattern. */
 static xm_mapping *patterned(size_t pages) {
   xm_mapping *m = xt_anon(pages * page);
@@ -83,8 +78,11 @@ static xm_mapping *truncated_file_mapping(xm_descriptor *fd_out) {
   xm_builder b = xm_builder_new(3 * page);
   xm_builder_from_file(&b, fd);
   xm_mapping *m = NULL;
-  if (xm_builder_build(&b, &m) != XM_OK) return NULL;
-  if (ftruncate(fd, (off_t)page) != 0) return NULL;
+  if (xm_builder_build(&b, &m) != XM_OK || ftruncate(fd, (off_t)page) != 0) { /* nothing is left open */
+    xm_mapping_free(m);
+    xt_close(fd);
+    return NULL;
+  }
   *fd_out = fd;
   return m;
 }
@@ -102,7 +100,7 @@ static void probe_sigbus_address(void) {
   sigaction(SIGBUS, &sa, &old);
   unsigned char *target = (unsigned char *)xm_mapping_ptr(m) + 2 * page + 5;
   sigbus_addr_expected = (uintptr_t)target;
-  if (sigsetjmp(probe_env, 1) == 0) touch(target);
+  if (sigsetjmp(probe_env, 1) == 0) xt_touch(target);
   sigaction(SIGBUS, &old, NULL);
   sigbus_addr_ok = sigbus_addr_seen == sigbus_addr_expected;
   xm_mapping_free(m);
@@ -146,13 +144,13 @@ static int child_main(enum child_kind kind) {
   case CHILD_CONTROL_SIGSEGV: {
     xm_mapping *m = kept(xt_anon(page));
     if (mprotect(xm_mapping_ptr(m), page, PROT_NONE) != 0) return 10;
-    touch(xm_mapping_ptr(m));
+    xt_touch(xm_mapping_ptr(m));
     return 11;
   }
   case CHILD_CONTROL_SIGBUS: {
     xm_mapping *m = kept(truncated_file_mapping(&fd));
     if (!m) return 20;
-    touch(((unsigned char *)xm_mapping_ptr(m) + 2 * page));
+    xt_touch(((unsigned char *)xm_mapping_ptr(m) + 2 * page));
     return 21;
   }
   case CHILD_DEFAULT_SIGBUS: {
@@ -160,13 +158,13 @@ static int child_main(enum child_kind kind) {
       xm_mapping *m = kept(xt_anon(2 * page));
       if (mprotect(xm_mapping_ptr(m), page, PROT_NONE) != 0) return 30;
       if (xm_mapping_read_slice_safe(m, buf, sizeof buf, 0, &copied) != XM_E_FAULT) return 31;
-      touch(xm_mapping_ptr(m));
+      xt_touch(xm_mapping_ptr(m));
       return 32;
     }
     xm_mapping *m = kept(truncated_file_mapping(&fd));
     if (!m) return 33;
     if (xm_mapping_read_slice_safe(m, buf, sizeof buf, 2 * page, &copied) != XM_E_FAULT) return 34;
-    touch(((unsigned char *)xm_mapping_ptr(m) + 2 * page));
+    xt_touch(((unsigned char *)xm_mapping_ptr(m) + 2 * page));
     return 35;
   }
   case CHILD_IGNORED_SIGSEGV: {
@@ -174,7 +172,7 @@ static int child_main(enum child_kind kind) {
     xm_mapping *m = kept(xt_anon(2 * page));
     if (mprotect(xm_mapping_ptr(m), page, PROT_NONE) != 0) return 40;
     if (xm_mapping_read_slice_safe(m, buf, sizeof buf, 0, &copied) != XM_E_FAULT) return 41;
-    touch(xm_mapping_ptr(m));
+    xt_touch(xm_mapping_ptr(m));
     return 42;
   }
   case CHILD_BUFFER_FAULT: {
@@ -308,10 +306,10 @@ static int chained_steps(void) {
   if (chained_segv || chained_bus) return 6;
   /* a raw SIGSEGV elsewhere reaches the SA_SIGINFO handler with its address */
   unsigned char *target = (unsigned char *)xm_mapping_ptr(m) + page + 8;
-  if (sigsetjmp(chained_env, 1) == 0) touch(target);
+  if (sigsetjmp(chained_env, 1) == 0) xt_touch(target);
   if (chained_segv != 1 || chained_addr != target) return 7;
   /* a raw SIGBUS elsewhere reaches the plain handler */
-  if (sigsetjmp(chained_env, 1) == 0) touch(((unsigned char *)xm_mapping_ptr(gone) + page));
+  if (sigsetjmp(chained_env, 1) == 0) xt_touch((unsigned char *)xm_mapping_ptr(gone) + page);
   if (chained_bus != 1) return 8;
   /* and the library still recovers its own afterwards */
   if (xm_mapping_write_slice_safe(m, buf, sizeof buf, page, &copied) != XM_E_FAULT) return 9;
@@ -421,7 +419,7 @@ static int child_main(void) {
   unsigned char buf[16];
   size_t copied;
   if (xm_mapping_read_slice_safe(m, buf, sizeof buf, 0, &copied) != XM_E_FAULT) return 12;
-  touch(xm_mapping_ptr(m));
+  xt_touch(xm_mapping_ptr(m));
   return 13; /* survived: wrong */
 }
 

@@ -1,13 +1,7 @@
 /* Volatile slices: crosvm's volatile_memory tests and doc tests, plus the error details. */
 #include "xmtest.h"
 
-#ifdef _WIN32
-static DWORD WINAPI zero_writer(LPVOID arg)
-#else
-#include <pthread.h>
-static void *zero_writer(void *arg)
-#endif
-{
+static XT_THREAD_RET zero_writer(void *arg) {
   xm_slice s = *(xm_slice *)arg;
   xm_slice_write_bytes(s, 0);
   return 0;
@@ -27,16 +21,9 @@ static void observe_mutate(void **state) {
   uint8_t v = 0;
   assert_int_equal(xm_slice_copy_to(s, &v, 1), 1);
   assert_int_equal(v, 99);
-#ifdef _WIN32
-  HANDLE t = CreateThread(NULL, 0, zero_writer, &s, 0, NULL);
-  assert_non_null(t);
-  WaitForSingleObject(t, INFINITE);
-  CloseHandle(t);
-#else
-  pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, zero_writer, &s), 0);
-  pthread_join(t, NULL);
-#endif
+  xt_thread t;
+  xt_thread_start(&t, zero_writer, &s);
+  xt_thread_join(t);
   assert_int_equal(xm_slice_copy_to(s, &v, 1), 1);
   assert_int_equal(v, 0);
 }

@@ -8,17 +8,9 @@
 #include <stdatomic.h>
 
 #ifdef _WIN32
-#define THREAD_RET DWORD WINAPI
-#define BAD_DESCRIPTOR NULL
-#define BAD_DESCRIPTOR_ERROR 6 /* ERROR_INVALID_HANDLE */
 static void yield_now(void) { SwitchToThread(); }
 #else
-#include <errno.h>
-#include <pthread.h>
 #include <sched.h>
-#define THREAD_RET void *
-#define BAD_DESCRIPTOR (-1)
-#define BAD_DESCRIPTOR_ERROR EBADF
 static void yield_now(void) { sched_yield(); }
 #endif
 
@@ -98,12 +90,12 @@ static void own_failures(struct worker *w, xm_mapping *m, int round) {
 
   /* an OS failure: its error number is this thread's */
   xm_builder b = xm_builder_new(4096);
-  xm_builder_from_file(&b, BAD_DESCRIPTOR);
+  xm_builder_from_file(&b, XT_BAD_DESCRIPTOR);
   xm_mapping *none = NULL;
   CHECK_RC(w, XM_E_SYSTEM_CALL, xm_builder_build(&b, &none));
   yield_now();
-  CHECK(w, xm_os_error() == BAD_DESCRIPTOR_ERROR, "thread %d: xm_os_error() %d, expected %d", w->id, xm_os_error(),
-        BAD_DESCRIPTOR_ERROR);
+  CHECK(w, xm_os_error() == XT_BAD_DESCRIPTOR_ERROR, "thread %d: xm_os_error() %d, expected %d", w->id, xm_os_error(),
+        XT_BAD_DESCRIPTOR_ERROR);
   CHECK(w, strstr(xm_errmsg(), "mmap related system call failed") != NULL, "thread %d: xm_errmsg() \"%s\"", w->id,
         xm_errmsg());
 }
@@ -211,7 +203,7 @@ static void facts_of(struct facts *f) {
   f->gran = xm_allocation_granularity();
 }
 
-static THREAD_RET worker_main(void *arg) {
+static XT_THREAD_RET worker_main(void *arg) {
   struct worker *w = arg;
   barrier_wait();
   facts_of(&w->facts); /* the process's first calls into the library */
@@ -246,19 +238,9 @@ static void threads_share_the_library(void **state) {
   static struct worker workers[NTHREADS];
   memset(workers, 0, sizeof workers);
   for (int i = 0; i < NTHREADS; i++) workers[i].id = i;
-#ifdef _WIN32
-  HANDLE threads[NTHREADS];
-  for (int i = 0; i < NTHREADS; i++) {
-    threads[i] = CreateThread(NULL, 0, worker_main, &workers[i], 0, NULL);
-    assert_non_null(threads[i]);
-  }
-  WaitForMultipleObjects(NTHREADS, threads, TRUE, INFINITE);
-  for (int i = 0; i < NTHREADS; i++) CloseHandle(threads[i]);
-#else
-  pthread_t threads[NTHREADS];
-  for (int i = 0; i < NTHREADS; i++) assert_int_equal(pthread_create(&threads[i], NULL, worker_main, &workers[i]), 0);
-  for (int i = 0; i < NTHREADS; i++) pthread_join(threads[i], NULL);
-#endif
+  xt_thread threads[NTHREADS];
+  for (int i = 0; i < NTHREADS; i++) xt_thread_start(&threads[i], worker_main, &workers[i]);
+  for (int i = 0; i < NTHREADS; i++) xt_thread_join(threads[i]);
   int operations = 0;
   for (int i = 0; i < NTHREADS; i++) {
     if (workers[i].error[0]) print_message("%s\n", workers[i].error);
@@ -291,7 +273,7 @@ static void threads_share_the_library(void **state) {
 
 /* Threads that each create and free many mappings and shm objects while the others do the same:
    no descriptor or handle is left afterwards. */
-static THREAD_RET churn_main(void *arg) {
+static XT_THREAD_RET churn_main(void *arg) {
   struct worker *w = arg;
   barrier_wait();
   for (int round = 0; round < rounds(); round++) {
@@ -329,16 +311,9 @@ static void churn_leaks_nothing(void **state) {
     workers[i].facts.page = xm_page_size();
     workers[i].facts.gran = xm_allocation_granularity();
   }
-#ifdef _WIN32
-  HANDLE threads[NTHREADS];
-  for (int i = 0; i < NTHREADS; i++) threads[i] = CreateThread(NULL, 0, churn_main, &workers[i], 0, NULL);
-  WaitForMultipleObjects(NTHREADS, threads, TRUE, INFINITE);
-  for (int i = 0; i < NTHREADS; i++) CloseHandle(threads[i]);
-#else
-  pthread_t threads[NTHREADS];
-  for (int i = 0; i < NTHREADS; i++) assert_int_equal(pthread_create(&threads[i], NULL, churn_main, &workers[i]), 0);
-  for (int i = 0; i < NTHREADS; i++) pthread_join(threads[i], NULL);
-#endif
+  xt_thread threads[NTHREADS];
+  for (int i = 0; i < NTHREADS; i++) xt_thread_start(&threads[i], churn_main, &workers[i]);
+  for (int i = 0; i < NTHREADS; i++) xt_thread_join(threads[i]);
   for (int i = 0; i < NTHREADS; i++) {
     if (workers[i].error[0]) print_message("%s\n", workers[i].error);
     assert_string_equal(workers[i].error, "");

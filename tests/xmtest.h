@@ -21,9 +21,27 @@
 #include <winioctl.h>
 #else
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#endif
+
+/* The library's test seam (test builds): fails the n-th OS primitive from now with os_error
+   (n = 0 disarms) and restarts the count of OS calls. */
+long xm__test_os_calls(void);
+void xm__test_fail_nth(long n, int os_error);
+
+/* A descriptor no call accepts, the OS error it gives, and an error to inject. */
+#ifdef _WIN32
+#define XT_BAD_DESCRIPTOR NULL
+#define XT_BAD_DESCRIPTOR_ERROR 6 /* ERROR_INVALID_HANDLE */
+#define XT_INJECTED_ERROR 8       /* ERROR_NOT_ENOUGH_MEMORY */
+#else
+#define XT_BAD_DESCRIPTOR (-1)
+#define XT_BAD_DESCRIPTOR_ERROR EBADF
+#define XT_INJECTED_ERROR ENOMEM
 #endif
 
 /* A skipped test says why, from a feature probe, in its output. */
@@ -57,6 +75,59 @@ static inline xm_mapping *xt_anon(size_t size) {
   XT_OK(xm_builder_build(&b, &m));
   return m;
 }
+
+/* Builds b expecting the status expected before any OS call: nothing is made, out stays NULL. */
+static inline void xt_build_refused_before_os(const xm_builder *b, int expected) {
+  xm_mapping *m = NULL;
+  xm__test_fail_nth(0, 0);
+  XT_STATUS(expected, xm_builder_build(b, &m));
+  assert_int_equal(xm__test_os_calls(), 0);
+  assert_null(m);
+}
+
+/* Every byte of [offset, offset + len) of m, read through the checked accessor, is want; a
+   mismatch names the first wrong byte's offset. */
+static inline void xt_assert_bytes(const xm_mapping *m, size_t offset, size_t len, uint8_t want) {
+  for (size_t i = offset; i < offset + len; i++) {
+    uint8_t v = (uint8_t)~want;
+    XT_OK(XM_READ_OBJ(m, i, &v));
+    if (v != want) {
+      print_message("byte at offset %lu is 0x%02x, expected 0x%02x\n", (unsigned long)i, v, want);
+      assert_int_equal(i, SIZE_MAX);
+    }
+  }
+}
+
+/* A malloc'd buffer of len bytes, byte i being (i * mul + add) mod 256; the caller frees it. */
+static inline unsigned char *xt_pattern(size_t len, unsigned mul, unsigned add) {
+  unsigned char *p = malloc(len ? len : 1);
+  assert_non_null(p);
+  for (size_t i = 0; i < len; i++) p[i] = (unsigned char)(i * mul + add);
+  return p;
+}
+
+/* ---- threads ------------------------------------------------------------------------------- */
+#ifdef _WIN32
+#define XT_THREAD_RET DWORD WINAPI
+typedef HANDLE xt_thread;
+typedef LPTHREAD_START_ROUTINE xt_thread_fn;
+static inline void xt_thread_start(xt_thread *t, xt_thread_fn fn, void *arg) {
+  *t = CreateThread(NULL, 0, fn, arg, 0, NULL);
+  assert_non_null(*t);
+}
+static inline void xt_thread_join(xt_thread t) {
+  assert_int_equal(WaitForSingleObject(t, INFINITE), WAIT_OBJECT_0);
+  CloseHandle(t);
+}
+#else
+#define XT_THREAD_RET void *
+typedef pthread_t xt_thread;
+typedef void *(*xt_thread_fn)(void *);
+static inline void xt_thread_start(xt_thread *t, xt_thread_fn fn, void *arg) {
+  assert_int_equal(pthread_create(t, NULL, fn, arg), 0);
+}
+static inline void xt_thread_join(xt_thread t) { assert_int_equal(pthread_join(t, NULL), 0); }
+#endif
 
 /* Reads one byte for a fault probe. The value is stored, not discarded: valgrind skips a load
    whose value is unused, volatile or not. */

@@ -126,6 +126,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (want == XM_OK) {
         FUZZ_CHECK(copied == n, "read_slice copied %zu, model %zu", copied, n);
         if (n) FUZZ_CHECK(memcmp(back, shadow + offset, n) == 0, "read_slice(%zu, %zu) bytes", offset, len);
+      } else {
+        FUZZ_CHECK(copied == 7, "read_slice wrote copied on failure");
       }
       break;
     }

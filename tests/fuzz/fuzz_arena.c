@@ -36,7 +36,7 @@ static void init_once(void) {
   if (xm_builder_build(&b, &m) != XM_OK) abort();
   for (size_t k = 0; k < SHM_UNITS; k++) {
     uint8_t v = (uint8_t)(0x80 + k);
-    xm_mapping_write_obj(m, &v, 1, k * unit);
+    if (xm_mapping_write_obj(m, &v, 1, k * unit) != XM_OK) abort();
   }
   xm_mapping_free(m);
   if (pipe(probe) != 0) abort();
