@@ -5,10 +5,6 @@
 
 #include "internal.h"
 
-/* At most this many pieces replace a window (front remainder, the change, back remainder; the
-   contract allows a little more room). */
-#define MAX_NOW 5
-
 struct xm_arena {
   struct xm_region region;   /* ptr = the reservation's base, size = the size asked for */
   struct xm__os_mutex mutex; /* serializes every operation on the pieces and the OS state */
@@ -26,8 +22,7 @@ static const char *unit_name(void) {
 }
 
 static int fail_range(size_t offset, size_t size, size_t arena_size) {
-  return xm__fail(XM_E_INVALID_ADDRESS, "%s: offset=%zu size=%zu arena_size=%zu", xm_strerror(XM_E_INVALID_ADDRESS),
-                  offset, size, arena_size);
+  return xm__fail(XM_E_INVALID_ADDRESS, "offset=%zu size=%zu arena_size=%zu", offset, size, arena_size);
 }
 
 /* crosvm's try_add order: the offset's alignment, then the range; then the size is rounded up to
@@ -35,14 +30,13 @@ static int fail_range(size_t offset, size_t size, size_t arena_size) {
 static int check_range(const xm_arena *a, size_t offset, size_t size, size_t *rounded) {
   const size_t unit = xm__granularity();
   if (offset % unit != 0)
-    return xm__fail(XM_E_NOT_PAGE_ALIGNED, "%s: offset %zu is not a multiple of the %zu-byte %s",
-                    xm_strerror(XM_E_NOT_PAGE_ALIGNED), offset, unit, unit_name());
+    return xm__fail(XM_E_NOT_PAGE_ALIGNED, "offset %zu is not a multiple of the %zu-byte %s", offset, unit, unit_name());
   size_t end;
   if (xm__add_overflows(offset, size, &end) || end > a->size) return fail_range(offset, size, a->size);
   size_t reserved = a->os.base ? a->os.size : 0;
   if (size > SIZE_MAX - (unit - 1) || ((size + unit - 1) & ~(unit - 1)) > reserved - offset)
-    return xm__fail(XM_E_INVALID_ADDRESS, "%s: offset=%zu size=%zu rounded up to the %zu-byte %s passes the "
-                    "arena's end (%zu)", xm_strerror(XM_E_INVALID_ADDRESS), offset, size, unit, unit_name(), a->size);
+    return xm__fail(XM_E_INVALID_ADDRESS, "offset=%zu size=%zu rounded up to the %zu-byte %s passes the "
+                    "arena's end (%zu)", offset, size, unit, unit_name(), a->size);
   *rounded = (size + unit - 1) & ~(unit - 1);
   return XM_OK;
 }
@@ -138,8 +132,8 @@ static void merge_reserved(struct xm__arena_piece *list, size_t *n) {
    and now[] says how. */
 static int change(xm_arena *a, size_t offset, size_t size, const struct xm__arena_piece *what, xm_descriptor d) {
   const size_t end = offset + size;
-  if (a->count + MAX_NOW > a->cap) { /* grow first: after the OS change nothing may fail */
-    size_t cap = a->cap * 2 > a->count + MAX_NOW ? a->cap * 2 : a->count + MAX_NOW;
+  if (a->count + XM__ARENA_MAX_PIECES > a->cap) { /* grow first: after the OS change nothing may fail */
+    size_t cap = a->cap * 2 > a->count + XM__ARENA_MAX_PIECES ? a->cap * 2 : a->count + XM__ARENA_MAX_PIECES;
     struct xm__arena_piece *grown = realloc(a->pieces, cap * sizeof *grown);
     if (!grown) {
       if (what->backing) { /* nothing uses it yet */
@@ -163,7 +157,7 @@ static int change(xm_arena *a, size_t offset, size_t size, const struct xm__aren
   const size_t n_old = j - i + 1;
   const struct xm__arena_piece *old = &a->pieces[i];
 
-  struct xm__arena_piece now[MAX_NOW];
+  struct xm__arena_piece now[XM__ARENA_MAX_PIECES];
   size_t n_now = 0;
   for (size_t k = 0; k < n_old; k++) {
     size_t p_end = old[k].offset + old[k].size;
@@ -218,11 +212,9 @@ static int add(xm_arena *a, size_t offset, size_t size, enum xm__piece_kind kind
   if (kind == XM__PIECE_DESCRIPTOR) {
     const size_t unit = xm__granularity();
     if (d_offset > (uint64_t)INT64_MAX || (uint64_t)rounded > (uint64_t)INT64_MAX - d_offset)
-      return xm__fail(XM_E_INVALID_OFFSET, "%s: descriptor offset=%llu size=%zu",
-                      xm_strerror(XM_E_INVALID_OFFSET), (unsigned long long)d_offset, rounded);
+      return xm__fail(XM_E_INVALID_OFFSET, "descriptor offset=%llu size=%zu", (unsigned long long)d_offset, rounded);
     if (d_offset % unit != 0) /* the arena cannot shift its fixed addresses to meet the object */
-      return xm__fail(XM_E_NOT_PAGE_ALIGNED, "%s: descriptor offset %llu is not a multiple of the %zu-byte %s",
-                      xm_strerror(XM_E_NOT_PAGE_ALIGNED), (unsigned long long)d_offset, unit, unit_name());
+      return xm__fail(XM_E_NOT_PAGE_ALIGNED, "descriptor offset %llu is not a multiple of the %zu-byte %s", (unsigned long long)d_offset, unit, unit_name());
     rc = xm__os_check_descriptor(XM__SOURCE_DESCRIPTOR, d);
     if (rc) return rc;
   }
@@ -339,8 +331,8 @@ static int arena_region_advise(const xm_region *r, size_t offset, size_t len, xm
        whole pages, never on bytes the caller did not name. */
     size_t page = xm__page_size(), end = offset + len;
     if (offset % page != 0 || (end % page != 0 && end != a->size))
-      return xm__fail(XM_E_NOT_PAGE_ALIGNED, "%s: destructive advice needs a page-aligned range, got offset=%zu "
-                      "count=%zu", xm_strerror(XM_E_NOT_PAGE_ALIGNED), offset, len);
+      return xm__fail(XM_E_NOT_PAGE_ALIGNED, "destructive advice needs a page-aligned range, got offset=%zu "
+                      "count=%zu", offset, len);
   }
   xm__os_mutex_lock(&a->mutex);
   int rc = for_each_mapped(a, offset, len, advice, advise_piece);

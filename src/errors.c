@@ -1,4 +1,5 @@
 /* Status texts and the per-thread record of the last failure (xm_errmsg, xm_os_error). */
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "internal.h"
@@ -35,30 +36,53 @@ const char *xm_errmsg(void) { return last_message; }
 
 int xm_os_error(void) { return last_os_error; }
 
-int xm__fail(int status, const char *fmt, ...) {
+static int record(int status, int os_error, const char *fmt, va_list ap) XM__PRINTF(3, 0);
+static int record(int status, int os_error, const char *fmt, va_list ap) {
+  vsnprintf(last_message, sizeof last_message, fmt, ap);
+  last_os_error = os_error;
+  return status;
+}
+
+/* Records a message verbatim (crosvm's own texts carry no status prefix). */
+static int record_text(int status, const char *fmt, ...) XM__PRINTF(2, 3);
+static int record_text(int status, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(last_message, sizeof last_message, fmt, ap);
+  record(status, 0, fmt, ap);
   va_end(ap);
-  last_os_error = 0;
   return status;
+}
+
+int xm__fail(int status, const char *fmt, ...) {
+  if (!fmt) return record_text(status, "%s", xm_strerror(status));
+  char detail[sizeof last_message];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  return record_text(status, "%s: %s", xm_strerror(status), detail);
 }
 
 int xm__fail_os(int status, int os_error, const char *call) {
   char text[160];
   xm__os_error_text(os_error, text, sizeof text);
-  snprintf(last_message, sizeof last_message, "%s: %s (os error %d) (in %s)", xm_strerror(status), text,
-           os_error, call);
+  record_text(status, "%s: %s (os error %d) (in %s)", xm_strerror(status), text, os_error, call);
   last_os_error = os_error;
   return status;
 }
 
+int xm__fail_overflow(size_t addr, size_t offset) {
+  return record_text(XM_E_OVERFLOW, "address 0x%zx offset by 0x%zx would overflow", addr, offset);
+}
+
+int xm__fail_out_of_bounds(size_t addr) {
+  return record_text(XM_E_OUT_OF_BOUNDS, "address 0x%zx is out of bounds", addr);
+}
+
 int xm__fail_range(size_t offset, size_t count, size_t region_size) {
-  return xm__fail(XM_E_INVALID_RANGE, "%s: offset=%zu count=%zu region_size=%zu",
-                  xm_strerror(XM_E_INVALID_RANGE), offset, count, region_size);
+  return xm__fail(XM_E_INVALID_RANGE, "offset=%zu count=%zu region_size=%zu", offset, count, region_size);
 }
 
 int xm__fail_address(size_t offset, size_t count, size_t size) {
-  return xm__fail(XM_E_INVALID_ADDRESS, "%s: offset=%zu count=%zu size=%zu", xm_strerror(XM_E_INVALID_ADDRESS),
-                  offset, count, size);
+  return xm__fail(XM_E_INVALID_ADDRESS, "offset=%zu count=%zu size=%zu", offset, count, size);
 }

@@ -29,11 +29,3 @@ size_t xm_page_size(void) { return xm__page_size(); }
 size_t xm_allocation_granularity(void) { return xm__granularity(); }
 const char *xm_backend_name(void) { return xm__os_backend_name(); }
 const char *xm_arena_strategy(void) { return xm__os_arena_strategy(); }
-
-#define XM__STR2(x) #x
-#define XM__STR(x) XM__STR2(x)
-const char *xm_version(void) {
-  return XM__STR(XMMAP_VERSION_MAJOR) "." XM__STR(XMMAP_VERSION_MINOR) "." XM__STR(XMMAP_VERSION_PATCH);
-}
-
-bool xm_prot_allows(xm_prot self, xm_prot other) { return (other & ~self & XM_PROT_READ_WRITE) == 0; }

@@ -78,8 +78,7 @@ int xm__flush_range(const struct xm__flush_unit *u, size_t line, uintptr_t base,
   if (!xm__range_inside(offset, len, size)) return xm__fail_range(offset, len, size);
   if (len == 0) return XM_OK;
   if (u->clean == NULL)
-    return xm__fail(XM_E_NOT_IMPLEMENTED, "%s: %s", xm_strerror(XM_E_NOT_IMPLEMENTED),
-                    u->unsupported ? u->unsupported : "no flush unit");
+    return xm__fail(XM_E_NOT_IMPLEMENTED, "%s", u->unsupported ? u->unsupported : "no flush unit");
   /* Work with the first and the last byte: base + offset + len may be 2^N, which a uintptr_t
      cannot hold, while the last byte always can. */
   uintptr_t start = base + offset;
@@ -93,8 +92,7 @@ int xm__flush_range(const struct xm__flush_unit *u, size_t line, uintptr_t base,
 /* The flush instructions fault on pages that cannot be read (they are treated as loads). */
 static int check_readable(const xm_mapping *m, size_t offset, size_t len) {
   if (m->pub.read_limit != 0 || xm__range_allows(m, offset, len, XM_PROT_READ)) return XM_OK;
-  return xm__fail(XM_E_ACCESS, "%s: flush (which needs read access) of %zu bytes at offset %zu",
-                  xm_strerror(XM_E_ACCESS), len, offset);
+  return xm__fail(XM_E_ACCESS, "flush (which needs read access) of %zu bytes at offset %zu", len, offset);
 }
 
 int xm_mapping_flush_region(const xm_mapping *m, size_t offset, size_t len) {

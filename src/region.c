@@ -10,14 +10,14 @@ int xm_region_add_fd_mapping(xm_region *r, size_t offset, size_t size, xm_descri
                              xm_prot prot) {
   if (!r) return xm__fail(XM_E_INVALID_ARGUMENT, "region must not be NULL");
   if (!r->ops->add_fd_mapping)
-    return xm__fail(XM_E_ADD_FD_MAPPING_UNSUPPORTED, "%s", xm_strerror(XM_E_ADD_FD_MAPPING_UNSUPPORTED));
+    return xm__fail(XM_E_ADD_FD_MAPPING_UNSUPPORTED, NULL);
   return r->ops->add_fd_mapping(r, offset, size, d, d_offset, prot);
 }
 
 int xm_region_remove_mapping(xm_region *r, size_t offset, size_t size) {
   if (!r) return xm__fail(XM_E_INVALID_ARGUMENT, "region must not be NULL");
   if (!r->ops->remove_mapping)
-    return xm__fail(XM_E_REMOVE_MAPPING_UNSUPPORTED, "%s", xm_strerror(XM_E_REMOVE_MAPPING_UNSUPPORTED));
+    return xm__fail(XM_E_REMOVE_MAPPING_UNSUPPORTED, NULL);
   return r->ops->remove_mapping(r, offset, size);
 }
 
@@ -45,8 +45,7 @@ static const struct xm_region_ops external_ops = {.msync = external_msync, .advi
 int xm_external_mapping_new(uint64_t ptr, size_t size, xm_region **out) {
   if (!out) return xm__fail(XM_E_INVALID_ARGUMENT, "out must not be NULL");
   if (ptr > UINTPTR_MAX || (uintptr_t)ptr + size < (uintptr_t)ptr)
-    return xm__fail(XM_E_INVALID_ADDRESS, "%s: 0x%llx + %zu does not fit the address space",
-                    xm_strerror(XM_E_INVALID_ADDRESS), (unsigned long long)ptr, size);
+    return xm__fail(XM_E_INVALID_ADDRESS, "0x%llx + %zu does not fit the address space", (unsigned long long)ptr, size);
   xm_region *r = calloc(1, sizeof *r);
   if (!r) return xm__fail(XM_E_NO_MEMORY, "out of memory for the region");
   r->ops = &external_ops;

@@ -1,6 +1,32 @@
 /* Fault-safe copies between a mapping and a caller's buffer: read/write_slice's checks, then a
-   copy through the back end's recovering primitive (src/os.h xm__os_safe_copy). */
+   page-by-page copy that the back end runs with faults on the mapping's side recovered
+   (src/os.h xm__os_run_guarded). */
+#include <string.h>
+
 #include "internal.h"
+
+struct guarded_copy {
+  struct xm__fault_guard guard; /* first: the back end hands it back to copy_pages */
+  unsigned char *dst;
+  const unsigned char *src;
+  uintptr_t mapped; /* the first mapped byte copied (the guarded side) */
+  size_t len;
+  volatile size_t progress; /* bytes copied; read after a recovered fault */
+};
+
+/* Page by page on the guarded side, so that a fault (always in the page being copied) leaves
+   every earlier byte copied and progress at the start of the faulting page. */
+static void copy_pages(struct xm__fault_guard *g) {
+  struct guarded_copy *c = (struct guarded_copy *)g;
+  const size_t page = xm__page_size();
+  while (c->progress < c->len) {
+    size_t at = c->progress;
+    size_t chunk = page - (size_t)((c->mapped + at) % page);
+    if (chunk > c->len - at) chunk = c->len - at;
+    memcpy(c->dst + at, c->src + at, chunk);
+    c->progress = at + chunk;
+  }
+}
 
 static int safe_slice(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied, bool write) {
   const char *what = write ? "write" : "read";
@@ -15,11 +41,22 @@ static int safe_slice(const xm_mapping *m, void *buf, size_t len, size_t offset,
      NULL is cheap to refuse. */
   if (!buf) return xm__fail(XM_E_INVALID_ARGUMENT, "buffer must not be NULL for a %s of %zu bytes", what, n);
   unsigned char *at = m->pub.base + offset;
-  size_t done = 0;
-  rc = write ? xm__os_safe_copy(at, buf, n, XM__SAFE_DST, &done) : xm__os_safe_copy(buf, at, n, XM__SAFE_SRC, &done);
+  const size_t page = xm__page_size();
+  struct guarded_copy c = {
+      .dst = write ? at : buf,
+      .src = write ? buf : at,
+      .mapped = (uintptr_t)at,
+      .len = n,
+  };
+  /* Whole pages: memcpy may load the aligned word around an unaligned start or end (riscv64's and
+     ppc64le's do), so a gone page can fault just outside the bytes asked for. */
+  c.guard.lo = (uintptr_t)at & ~(uintptr_t)(page - 1);
+  c.guard.len = (size_t)((((uintptr_t)at + n - 1) | (page - 1)) - c.guard.lo) + 1;
+  c.guard.run = copy_pages;
+  rc = xm__os_run_guarded(&c.guard);
   if (rc == XM_E_FAULT)
-    return xm__fail(XM_E_FAULT, "%s: %s of %zu bytes at offset %zu faulted at offset %zu (%zu bytes copied)",
-                    xm_strerror(XM_E_FAULT), what, n, offset, offset + done, done);
+    return xm__fail(XM_E_FAULT, "%s of %zu bytes at offset %zu faulted at offset %zu (%zu bytes copied)", what, n,
+                    offset, offset + c.progress, (size_t)c.progress);
   if (rc) return rc;
   if (copied) *copied = n;
   return XM_OK;
@@ -30,6 +67,6 @@ int xm_mapping_read_slice_safe(const xm_mapping *m, void *buf, size_t len, size_
 }
 
 int xm_mapping_write_slice_safe(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied) {
-  /* The buffer is only read (the back end copies from it); the cast keeps one helper. */
+  /* The buffer is only read (the copy goes from it); the cast keeps one helper. */
   return safe_slice(m, (void *)(uintptr_t)buf, len, offset, copied, true);
 }

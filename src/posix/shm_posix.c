@@ -1,0 +1,167 @@
+/* The POSIX back end's descriptors and shared memory: checks, memfd (shm_open elsewhere), seals. */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
+
+#include "posix.h"
+
+/* What a file type is called in messages. */
+static const char *type_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a pipe";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISREG(mode)) return "a regular file";
+  return "not a file";
+}
+
+static int stat_descriptor(xm_descriptor d, struct stat *st) {
+  if (xm__posix_injected() || fstat(d, st) != 0) return xm__posix_fail_errno("fstat");
+  return XM_OK;
+}
+
+/* Files and shm map; devices may (/dev/zero, vfio); pipes, sockets, directories never do. A shared-
+   memory object is a file the library will map read-write: opened O_RDWR, not O_PATH. */
+int xm__os_check_descriptor(enum xm__source source, xm_descriptor d) {
+  struct stat st;
+  int rc = stat_descriptor(d, &st);
+  if (rc) return rc;
+  bool mappable = S_ISREG(st.st_mode) || (source != XM__SOURCE_SHM && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)));
+  if (!mappable)
+    return xm__fail(XM_E_INVALID_ARGUMENT, "descriptor %d is %s, which cannot be mapped%s", d, type_name(st.st_mode),
+                    source == XM__SOURCE_SHM ? " as shared memory" : "");
+  int fl = fcntl(d, F_GETFL);
+#if defined(O_PATH)
+  if (fl >= 0 && (fl & O_PATH))
+    return xm__fail(XM_E_INVALID_ARGUMENT, "descriptor %d is an O_PATH descriptor, which cannot be mapped", d);
+#endif
+  if (fl >= 0 && (fl & O_ACCMODE) == O_WRONLY)
+    return xm__fail(XM_E_ACCESS, "descriptor %d is open write-only, and a mapping always reads", d);
+  if (source == XM__SOURCE_SHM && fl >= 0 && (fl & O_ACCMODE) != O_RDWR)
+    return xm__fail(XM_E_ACCESS, "descriptor %d is not open read-write, as shared memory must be", d);
+  return XM_OK;
+}
+
+int xm__os_descriptor_size(enum xm__source source, xm_descriptor d, uint64_t *size) {
+  (void)source;
+  struct stat st;
+  int rc = stat_descriptor(d, &st);
+  if (rc) return rc;
+  /* Only a regular file (memfd and shm_open objects are) knows its size; a device's 0 is not one. */
+  if (!S_ISREG(st.st_mode))
+    return xm__fail(XM_E_INVALID_ARGUMENT, "descriptor %d is %s, which has no size to map to its end", d,
+                    type_name(st.st_mode));
+  *size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
+  return XM_OK;
+}
+
+int xm__os_dup(xm_descriptor d, xm_descriptor *out) {
+  int fd = xm__posix_injected() ? -1 : fcntl(d, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return xm__posix_fail_errno("fcntl(F_DUPFD_CLOEXEC)");
+  *out = fd;
+  return XM_OK;
+}
+
+void xm__os_close(xm_descriptor d) {
+  if (d >= 0) close(d);
+}
+
+#if defined(__linux__) && defined(SYS_memfd_create)
+/* MFD_NOEXEC_SEAL exists from Linux 6.3; older kernels reject the flag with EINVAL. Only that
+   answer is cached: any other failure (EMFILE, ENOMEM) is reported and the flag is probed again,
+   so that a transient failure never drops the exec seal for the rest of the process. */
+static atomic_uint memfd_flags_cached; /* 0 = not known yet */
+
+static long create_memfd(const char *name) {
+  unsigned base = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+  unsigned v = atomic_load_explicit(&memfd_flags_cached, memory_order_relaxed);
+  if (v != 0) return syscall(SYS_memfd_create, name, v);
+  long fd = syscall(SYS_memfd_create, name, base | MFD_NOEXEC_SEAL);
+  if (fd >= 0) {
+    atomic_store_explicit(&memfd_flags_cached, base | MFD_NOEXEC_SEAL, memory_order_relaxed);
+    return fd;
+  }
+  if (errno != EINVAL) return fd;
+  atomic_store_explicit(&memfd_flags_cached, base, memory_order_relaxed);
+  return syscall(SYS_memfd_create, name, base);
+}
+#endif
+
+/* shm_open + unlink: the portable fallback where there is no memfd. */
+static int shm_open_anonymous(int *out) {
+  char name[64];
+  static atomic_uint counter;
+  for (int attempt = 0; attempt < 16; attempt++) {
+    snprintf(name, sizeof name, "/xmmap-%ld-%u", (long)getpid(), atomic_fetch_add(&counter, 1u));
+    int fd = xm__posix_injected() ? -1 : shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd >= 0) {
+      shm_unlink(name);
+      int fdflags = fcntl(fd, F_GETFD);
+      if (fdflags >= 0) fcntl(fd, F_SETFD, fdflags | FD_CLOEXEC);
+      *out = fd;
+      return XM_OK;
+    }
+    if (errno != EEXIST) break;
+  }
+  return xm__posix_fail_errno("shm_open");
+}
+
+int xm__os_shm_create(const char *name, uint64_t size, xm_descriptor *out) {
+  int fd = -1;
+  if (strlen(name) > 249) /* memfd_create's limit; say so rather than pass on EINVAL */
+    return xm__fail(XM_E_INVALID_ARGUMENT, "shared-memory name of %zu bytes is longer than 249", strlen(name));
+#if defined(__linux__) && defined(SYS_memfd_create)
+  long r = xm__posix_injected() ? -1 : create_memfd(name);
+  if (r < 0 && errno != ENOSYS) return xm__posix_fail_errno("memfd_create");
+  fd = (int)r;
+#endif
+  if (fd < 0) {
+    int rc = shm_open_anonymous(&fd);
+    if (rc) return rc;
+  }
+  if (xm__posix_injected() || ftruncate(fd, (off_t)size) != 0) {
+    int rc = xm__posix_fail_errno("ftruncate");
+    close(fd);
+    return rc;
+  }
+  *out = fd;
+  return XM_OK;
+}
+
+static const struct { unsigned xm, os; } seal_bits[] = {
+    {XM_SEAL_SEAL, F_SEAL_SEAL},   {XM_SEAL_SHRINK, F_SEAL_SHRINK},
+    {XM_SEAL_GROW, F_SEAL_GROW},   {XM_SEAL_WRITE, F_SEAL_WRITE},
+    {XM_SEAL_FUTURE_WRITE, F_SEAL_FUTURE_WRITE},
+};
+
+int xm__os_shm_get_seals(xm_descriptor d, unsigned *seals) {
+  int s = xm__posix_injected() ? -1 : fcntl(d, F_GET_SEALS);
+  if (s < 0) {
+    if (errno == EINVAL) return xm__fail_os(XM_E_NOT_IMPLEMENTED, errno, "fcntl(F_GET_SEALS): not a sealable memfd");
+    return xm__posix_fail_errno("fcntl(F_GET_SEALS)");
+  }
+  unsigned v = 0;
+  for (size_t i = 0; i < sizeof seal_bits / sizeof seal_bits[0]; i++)
+    if ((unsigned)s & seal_bits[i].os) v |= seal_bits[i].xm;
+  *seals = v;
+  return XM_OK;
+}
+
+int xm__os_shm_add_seals(xm_descriptor d, unsigned seals) {
+  unsigned os = 0;
+  for (size_t i = 0; i < sizeof seal_bits / sizeof seal_bits[0]; i++)
+    if (seals & seal_bits[i].xm) os |= seal_bits[i].os;
+  if (xm__posix_injected() || fcntl(d, F_ADD_SEALS, (int)os) != 0) {
+    if (errno == EINVAL) return xm__fail_os(XM_E_NOT_IMPLEMENTED, errno, "fcntl(F_ADD_SEALS): not a sealable memfd");
+    return xm__posix_fail_errno("fcntl(F_ADD_SEALS)");
+  }
+  return XM_OK;
+}
+
