@@ -176,7 +176,12 @@ static int change(xm_arena *a, size_t offset, size_t size, const struct xm__aren
 
   for (size_t k = 0; k < n_now; k++)
     if (now[k].backing) now[k].backing->refs++;
-  int rc = xm__os_arena_change(&a->os, old, n_old, now, n_now, d);
+  bool kept = false;
+  int rc = xm__os_arena_change(&a->os, old, n_old, now, n_now, d, &kept);
+  if (rc && kept) { /* nothing changed: the list stays, and the new backing goes */
+    for (size_t k = 0; k < n_now; k++) unref(now[k].backing);
+    return rc;
+  }
   for (size_t k = 0; k < n_now; k++) {
     if (!xm__piece_is_mapped(&now[k]) && now[k].backing) { /* the back end could not establish it */
       unref(now[k].backing);
@@ -330,9 +335,9 @@ static int arena_region_advise(const xm_region *r, size_t offset, size_t len, xm
     /* Checked here on the arena's offsets (pieces only see their own): destructive advice acts on
        whole pages, never on bytes the caller did not name. */
     size_t page = xm__page_size(), end = offset + len;
-    if (offset % page != 0 || (end % page != 0 && end != a->size))
-      return xm__fail(XM_E_NOT_PAGE_ALIGNED, "destructive advice needs a page-aligned range, got offset=%zu "
-                      "count=%zu", offset, len);
+    if (offset % page != 0 || end % page != 0)
+      return xm__fail(XM_E_NOT_PAGE_ALIGNED, "MADV_%s needs a page-aligned range, got offset=%zu count=%zu",
+                      xm__advice_name(advice), offset, len);
   }
   xm__os_mutex_lock(&a->mutex);
   int rc = for_each_mapped(a, offset, len, advice, advise_piece);

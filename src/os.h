@@ -258,12 +258,16 @@ void xm__os_arena_backing_close(xm_descriptor handle);
  *  - A RESERVED piece of now[] must end up inaccessible reserved space; a GONE one is part of a
  *    GONE old piece; a piece equal to an old one is unchanged (a neighbour to coalesce with).
  * Success: the window's OS state is exactly now[], and os_flags is set for every mapped piece.
- * Failure (the first failure's status recorded): the window is still the arena's and consistent,
- *  and now[] says how: every piece the back end could not establish is RESERVED in now[] or,
- *  where even the reservation was impossible (Windows split reservations: another thread keeps
- *  the freed addresses), GONE. Offsets and sizes in now[] never change. The caller's d is never
- *  closed or kept. */
+ * Failure (the first failure's status recorded):
+ *  - *kept true: the window is exactly as old[] describes it, contents and protection included;
+ *    now[] is ignored. Back ends arrange their OS calls so that this is every failure they can
+ *    foresee (map the new piece before the old one goes, check before touching the range).
+ *  - *kept false, only where the old state could not be restored (Windows split reservations:
+ *    another thread keeps freed addresses): the window is still the arena's and consistent, and
+ *    now[] says how: each piece the back end could not establish is RESERVED or, where even the
+ *    reservation was impossible, GONE. Offsets and sizes in now[] never change.
+ *  The caller's d is never closed or kept. */
 int xm__os_arena_change(struct xm__os_arena *arena, const struct xm__arena_piece *old, size_t n_old,
-                        struct xm__arena_piece *now, size_t n_now, xm_descriptor d);
+                        struct xm__arena_piece *now, size_t n_now, xm_descriptor d, bool *kept);
 
 #endif /* XMMAP_OS_H */

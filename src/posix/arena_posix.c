@@ -6,8 +6,12 @@
  * parts, so that access faults. Remainders of partly covered mappings stay where they are: the
  * POSIX back end never has to split or re-map anything. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 
 #include "posix.h"
 
@@ -34,7 +38,13 @@ void xm__os_mutex_destroy(struct xm__os_mutex *m) {
 
 const char *xm__os_arena_strategy(void) { return "mmap"; }
 
+/* prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, ...), spelled out for older headers. */
+#define XM__PR_SET_VMA 0x53564d41
+#define XM__PR_SET_VMA_ANON_NAME 0
+
 static const int arena_reserved_flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+
+static void name_reserved(const struct xm__os_arena *arena, void *addr, size_t len);
 
 int xm__os_arena_reserve(size_t size, struct xm__os_arena *out) {
   void *p = xm__posix_mmap(NULL, size, PROT_NONE, arena_reserved_flags, -1, 0);
@@ -42,19 +52,17 @@ int xm__os_arena_reserve(size_t size, struct xm__os_arena *out) {
   out->base = p;
   out->size = size;
   out->flags = 0;
+  name_reserved(out, p, size);
   return XM_OK;
 }
 
 void xm__os_arena_release(struct xm__os_arena *arena, const struct xm__arena_piece *pieces, size_t n) {
-  /* One munmap per run of pieces that are still ours (usually the whole arena at once). */
+  /* One munmap for the whole arena; should even that fail (a split at the mapping-count limit),
+     piece by piece: every piece is whole kernel mappings, which unmap without a split. */
   unsigned char *base = arena->base;
-  size_t run = 0, k = 0;
-  for (; k < n; k++) {
-    if (pieces[k].kind != XM__PIECE_GONE) continue;
-    if (pieces[k].offset > run) munmap(base + run, pieces[k].offset - run);
-    run = pieces[k].offset + pieces[k].size;
-  }
-  if (arena->size > run) munmap(base + run, arena->size - run);
+  if (munmap(base, arena->size) != 0)
+    for (size_t k = 0; k < n; k++)
+      if (pieces[k].kind != XM__PIECE_GONE) munmap(base + pieces[k].offset, pieces[k].size);
   arena->base = NULL;
   arena->size = 0;
 }
@@ -71,56 +79,89 @@ int xm__os_arena_backing_new(enum xm__piece_kind kind, xm_descriptor d, size_t s
 
 void xm__os_arena_backing_close(xm_descriptor handle) { xm__os_close(handle); }
 
-/* Makes [addr, addr + len) inaccessible reserved space again, dropping what was mapped there.
-   When even that mmap fails (e.g. at the VMA limit), what is there is at least made inaccessible:
-   it stays the arena's (a later add or the release replaces it), only its memory stays allocated
-   until then; the mmap's failure is still reported (into *rc, unless it holds an earlier one).
-   False when neither worked: the range's state is unknown. */
-static bool arena_reserve_at(void *addr, size_t len, int *rc) {
-  if (xm__posix_mmap(addr, len, PROT_NONE, arena_reserved_flags | MAP_FIXED, -1, 0) != MAP_FAILED) return true;
-  if (*rc == XM_OK) *rc = xm__posix_fail_errno("mmap");
-  return !xm__posix_injected() && mprotect(addr, len, PROT_NONE) == 0;
+/* Reserved space is named after its arena (Linux 5.17+, where the kernel has anonymous VMA
+   names): the kernel never merges it with a neighbour outside the arena, so releasing the
+   arena's exact range never has to split a mapping (which fails at vm.max_map_count). */
+static void name_reserved(const struct xm__os_arena *arena, void *addr, size_t len) {
+#if defined(__linux__)
+  char name[40];
+  snprintf(name, sizeof name, "xmmap-arena-%lx", (unsigned long)(uintptr_t)arena->base);
+  (void)prctl(XM__PR_SET_VMA, XM__PR_SET_VMA_ANON_NAME, (unsigned long)(uintptr_t)addr, (unsigned long)len,
+              (unsigned long)(uintptr_t)name);
+#else
+  (void)arena, (void)addr, (void)len;
+#endif
 }
 
-/* Maps the piece that an add creates over whatever is at its addresses. */
-static int arena_map(unsigned char *base, const struct xm__arena_piece *q, int fd) {
-  void *addr = base + q->offset;
-  int prot = xm__posix_prot(q->prot);
-  int flags = MAP_SHARED | MAP_FIXED | MAP_NORESERVE;
-  if (q->kind == XM__PIECE_ANON) {
-    if (xm__posix_mmap(addr, q->size, prot, flags | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) return xm__posix_fail_errno("mmap");
-    return XM_OK;
-  }
-  if (xm__posix_map_descriptor(addr, q->size, q->prot, flags, fd, q->backing_offset) == MAP_FAILED) return xm__posix_fail_mmap(errno, fd);
+/* Makes [addr, addr + len) inaccessible reserved space, dropping what was mapped there, in one
+   mmap: the kernel checks the mapping count and splits before it unmaps anything, so a failure
+   leaves everything there as it was. */
+static int reserve_at(const struct xm__os_arena *arena, void *addr, size_t len) {
+  if (xm__posix_mmap(addr, len, PROT_NONE, arena_reserved_flags | MAP_FIXED, -1, 0) == MAP_FAILED)
+    return xm__posix_fail_errno("mmap");
+  name_reserved(arena, addr, len);
   return XM_OK;
 }
 
-int xm__os_arena_change(struct xm__os_arena *arena, const struct xm__arena_piece *old, size_t n_old,
-                        struct xm__arena_piece *now, size_t n_now, xm_descriptor d) {
-  unsigned char *base = arena->base;
-  int rc = XM_OK;
-  for (size_t k = 0; k < n_now; k++) {
-    struct xm__arena_piece *q = &now[k];
-    q->os_flags = 0;
-    if (q->flags & XM__PIECE_NEW) {
-      int r = arena_map(base, q, d);
-      if (r == XM_OK) continue;
-      if (rc == XM_OK) rc = r;
-      /* A failed MAP_FIXED may have unmapped the old pages already: reserve the range again. */
-      q->kind = arena_reserve_at(base + q->offset, q->size, &rc) ? XM__PIECE_RESERVED : XM__PIECE_GONE;
-      continue;
-    }
-    if (q->kind != XM__PIECE_RESERVED) continue; /* a remainder: already mapped right there */
-    /* Reserved space: replace what the old pieces had mapped (or lost) inside it. */
-    const size_t q_end = q->offset + q->size;
-    for (size_t o = 0; o < n_old && q->kind == XM__PIECE_RESERVED; o++) {
-      if (old[o].kind == XM__PIECE_RESERVED) continue;
-      size_t from = old[o].offset > q->offset ? old[o].offset : q->offset;
-      size_t to = old[o].offset + old[o].size < q_end ? old[o].offset + old[o].size : q_end;
-      if (from >= to || arena_reserve_at(base + from, to - from, &rc)) continue;
-      q->kind = XM__PIECE_GONE; /* that part's state is unknown: the arena stops claiming it */
-    }
+/* Maps the piece an add creates at addr (NULL: anywhere), MAP_FIXED when addr is set. */
+static void *map_piece(void *addr, const struct xm__arena_piece *q, int fd) {
+  int flags = MAP_SHARED | MAP_NORESERVE | (addr ? MAP_FIXED : 0);
+  if (q->kind == XM__PIECE_ANON) return xm__posix_mmap(addr, q->size, xm__posix_prot(q->prot), flags | MAP_ANONYMOUS, -1, 0);
+  return xm__posix_map_descriptor(addr, q->size, q->prot, flags, fd, q->backing_offset);
+}
+
+/* The piece an add creates, without a window in which the old contents are gone and the new
+   piece is not there: mapped elsewhere first (where every mmap failure happens: a pipe, a
+   read-only descriptor, a seal), then moved over the old pages in one mremap. Where mremap
+   cannot move it (not Linux), MAP_FIXED directly; if that fails, the range may have lost its old
+   pages and is reserved again. *kept: the window is as it was. */
+static int add_piece(const struct xm__os_arena *arena, const struct xm__arena_piece *q, int fd, bool *kept) {
+  void *at = (unsigned char *)arena->base + q->offset;
+  *kept = true;
+  void *tmp = map_piece(NULL, q, fd);
+  if (tmp == MAP_FAILED) return xm__posix_fail_mmap(errno, q->kind == XM__PIECE_ANON ? -1 : fd);
+#if defined(__linux__) && defined(MREMAP_FIXED)
+  if (xm__posix_injected()) {
+    int rc = xm__posix_fail_errno("mremap");
+    munmap(tmp, q->size);
+    return rc;
   }
+  if (mremap(tmp, q->size, q->size, MREMAP_MAYMOVE | MREMAP_FIXED, at) != MAP_FAILED) return XM_OK;
+  int e = errno;
+  munmap(tmp, q->size);
+  if (e != EINVAL && e != ENOSYS) return xm__fail_os(XM_E_SYSTEM_CALL, e, "mremap");
+#else
+  munmap(tmp, q->size);
+#endif
+  if (map_piece(at, q, fd) != MAP_FAILED) return XM_OK;
+  int rc = xm__posix_fail_mmap(errno, q->kind == XM__PIECE_ANON ? -1 : fd);
+  *kept = false;
+  (void)reserve_at(arena, at, q->size); /* at worst the old pages stay, inaccessible or not */
   return rc;
 }
 
+/* Whether any mapped old piece overlaps [from, to). */
+static bool maps_inside(const struct xm__arena_piece *old, size_t n_old, size_t from, size_t to) {
+  for (size_t o = 0; o < n_old; o++)
+    if (xm__piece_is_mapped(&old[o]) && old[o].offset < to && from < old[o].offset + old[o].size) return true;
+  return false;
+}
+
+int xm__os_arena_change(struct xm__os_arena *arena, const struct xm__arena_piece *old, size_t n_old,
+                        struct xm__arena_piece *now, size_t n_now, xm_descriptor d, bool *kept) {
+  *kept = true;
+  for (size_t k = 0; k < n_now; k++) {
+    struct xm__arena_piece *q = &now[k];
+    q->os_flags = 0;
+    int rc = XM_OK;
+    if (q->flags & XM__PIECE_NEW) {
+      rc = add_piece(arena, q, d, kept);
+      if (rc && !*kept) q->kind = XM__PIECE_RESERVED;
+    } else if (q->kind == XM__PIECE_RESERVED && maps_inside(old, n_old, q->offset, q->offset + q->size)) {
+      /* The removed range: one mmap over it (remainders and unchanged pieces are left alone). */
+      rc = reserve_at(arena, (unsigned char *)arena->base + q->offset, q->size);
+    }
+    if (rc) return rc; /* the only change of the call failed: nothing else was touched */
+  }
+  return XM_OK;
+}
