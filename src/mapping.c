@@ -72,17 +72,25 @@ int xm__mapping_check_obj(const xm_mapping *m, size_t size, size_t offset, xm_pr
   return rc ? rc : size == 0 ? 1 : XM_OK;
 }
 
+/* A slice is plain memory to whoever holds it: it needs read access to every byte (a slice of
+   memory that faults on reading would make xm_slice_copy_to crash). */
 int xm__mapping_get_slice_slow(const xm_mapping *m, size_t offset, size_t count, xm_slice *out) {
-  if (!m) return xm__fail(XM_E_INVALID_ARGUMENT, "mapping must not be NULL");
-  return xm__slice_range(m->pub.base, m->pub.size, offset, count, out);
+  if (!m || !out) return xm__fail(XM_E_INVALID_ARGUMENT, "mapping and out must not be NULL");
+  xm_slice s;
+  int rc = xm__slice_range(m->pub.base, m->pub.size, offset, count, &s);
+  if (rc) return rc;
+  if (count && !xm__range_allows(m, offset, count, XM_PROT_READ)) return xm__fail_access(offset, count, XM_PROT_READ);
+  *out = s;
+  return XM_OK;
 }
 
 /* ---- volatile access ------------------------------------------------------------------------ */
 /* One access of 1, 2, 4 or 8 bytes at a naturally aligned address. __atomic keeps 8-byte accesses
    single on 32-bit targets too, without libatomic. */
-static int volatile_check(const xm_mapping *m, size_t size, size_t offset, xm_prot need) {
+static int volatile_check(const xm_mapping *m, const void *obj, size_t size, size_t offset, xm_prot need) {
   int rc = obj_range_check(m, size, offset); /* range beats alignment */
   if (rc) return rc;
+  if (!obj) return xm__fail(XM_E_INVALID_ARGUMENT, "object must not be NULL");
   if ((size != 1 && size != 2 && size != 4 && size != 8) || ((uintptr_t)(m->pub.base + offset) % size) != 0)
     return xm__fail(XM_E_INVALID_ALIGNMENT, "volatile access of %zu bytes at offset %zu needs size 1, 2, 4 or 8 at a "
                     "naturally aligned address", size, offset);
@@ -91,7 +99,7 @@ static int volatile_check(const xm_mapping *m, size_t size, size_t offset, xm_pr
 }
 
 int xm_mapping_write_obj_volatile(const xm_mapping *m, const void *obj, size_t size, size_t offset) {
-  int rc = volatile_check(m, size, offset, XM_PROT_WRITE);
+  int rc = volatile_check(m, obj, size, offset, XM_PROT_WRITE);
   if (rc) return rc;
   void *p = m->pub.base + offset;
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -105,7 +113,7 @@ int xm_mapping_write_obj_volatile(const xm_mapping *m, const void *obj, size_t s
 }
 
 int xm_mapping_read_obj_volatile(const xm_mapping *m, void *obj, size_t size, size_t offset) {
-  int rc = volatile_check(m, size, offset, XM_PROT_READ);
+  int rc = volatile_check(m, obj, size, offset, XM_PROT_READ);
   if (rc) return rc;
   void *p = m->pub.base + offset;
   switch (size) {

@@ -236,8 +236,13 @@ XM_API bool xm_slice_is_all_zero(xm_slice s);
 
 /* ------------------------------------------------------------------------------------------ */
 /** @name The mapping (crosvm MemoryMapping)
- * Accessors, flush, msync and advice may run from many threads at once; freeing must not race
- * with them. The checked accessors below are inline: one compare beyond the copy. */
+ * Threads: accessors, safe copies, flush, msync and advice may run from many threads at once, and
+ * xm_mapping_protect may run concurrently with all of them (not with another protect of the same
+ * mapping): the library lowers its own limits before the OS protection and raises them after, so
+ * nothing it checks ever allows more than the OS. A safe copy that races a lowering gets
+ * XM_E_ACCESS or XM_E_FAULT; an inline accessor or a slice racing a lowering of the same bytes is
+ * the caller's race (it may fault). Freeing must not race with anything, and freeing twice is
+ * undefined, as with free(). The checked accessors below are inline: one compare beyond the copy. */
 /** @{ */
 
 /** The documented public prefix of struct xm_mapping that the inline accessors read. A limit is
@@ -255,15 +260,23 @@ XM_API void *xm_mapping_ptr(const xm_mapping *m);
 XM_API size_t xm_mapping_size(const xm_mapping *m);
 /** Unmaps and releases everything the mapping holds (its duplicate handle on Windows). */
 XM_API void xm_mapping_free(xm_mapping *m);
-/** Durable flush of the whole mapping (msync MS_SYNC / FlushViewOfFile + FlushFileBuffers). */
+/** Durable flush of the whole mapping (msync MS_SYNC / FlushViewOfFile + FlushFileBuffers).
+    XM_OK with nothing written for memory that has no file behind it or that cannot have been
+    changed through this mapping: anonymous, private (copy-on-write pages never reach the file),
+    read-only and no-access mappings. XM_E_SYSTEM_CALL when the OS fails (EIO, ENOMEM). */
 XM_API int xm_mapping_msync(const xm_mapping *m);
-/** Cleans every cache line of [offset, offset + len) to the point of coherency, then a barrier. */
+/** Cleans every cache line of [offset, offset + len) to the point of coherency, then a barrier.
+    XM_E_INVALID_RANGE, XM_E_ACCESS (the range must be readable), XM_E_NOT_IMPLEMENTED (no flush
+    instruction on this CPU). Not fault-safe: on a file mapping truncated under it, the flush
+    instructions fault like loads (SIGBUS / EXCEPTION_IN_PAGE_ERROR). */
 XM_API int xm_mapping_flush_region(const xm_mapping *m, size_t offset, size_t len);
 /** xm_mapping_flush_region over the whole mapping. */
 XM_API int xm_mapping_flush_all(const xm_mapping *m);
-/** One access of size 1, 2, 4 or 8 at a naturally aligned offset, preceded by a full fence. */
+/** One access of size 1, 2, 4 or 8 at a naturally aligned offset, preceded by a full fence.
+    XM_E_INVALID_ARGUMENT (m or obj NULL), XM_E_INVALID_ADDRESS, XM_E_INVALID_ALIGNMENT,
+    XM_E_ACCESS. */
 XM_API int xm_mapping_write_obj_volatile(const xm_mapping *m, const void *obj, size_t size, size_t offset);
-/** One read of size 1, 2, 4 or 8 at a naturally aligned offset. */
+/** One read of size 1, 2, 4 or 8 at a naturally aligned offset; statuses as for the write. */
 XM_API int xm_mapping_read_obj_volatile(const xm_mapping *m, void *obj, size_t size, size_t offset);
 
 /* The out-of-line halves of the checked accessors: the exact status for what the fast path
@@ -319,10 +332,12 @@ static inline int xm_mapping_read_obj(const xm_mapping *m, void *obj, size_t siz
   memcpy(obj, p->base + offset, size);
   return XM_OK;
 }
-/** The slice [offset, offset + count): XM_E_OVERFLOW or XM_E_OUT_OF_BOUNDS with details. */
+/** The slice [offset, offset + count): XM_E_OVERFLOW or XM_E_OUT_OF_BOUNDS with details, XM_E_ACCESS
+    when a page of it cannot be read (a slice is plain memory: it must not be written where the
+    mapping is read-only). m and out must not be NULL. */
 static inline int xm_mapping_get_slice(const xm_mapping *m, size_t offset, size_t count, xm_slice *out) {
   const xm_mapping_prefix *p = (const xm_mapping_prefix *)(const void *)m;
-  if (offset < p->size && count <= p->size - offset) {
+  if (offset < p->read_limit && count <= p->read_limit - offset) {
     out->addr = p->base + offset;
     out->size = count;
     return XM_OK;
