@@ -1,0 +1,24 @@
+# The format check (a CTest test of the host build): every tracked C source and header must be
+# exactly what clang-format makes of it with the repository's .clang-format. Fix with
+# `scripts/format.sh`. Run as: cmake -DCLANG_FORMAT=<exe> -DSOURCE_DIR=<repo> -P format-check.cmake
+if(NOT CLANG_FORMAT)
+  message(FATAL_ERROR "format check: clang-format not found (scripts/deps.sh installs it)")
+endif()
+file(GLOB_RECURSE files LIST_DIRECTORIES false RELATIVE "${SOURCE_DIR}"
+  "${SOURCE_DIR}/include/*.h" "${SOURCE_DIR}/src/*.[ch]" "${SOURCE_DIR}/tests/*.[ch]"
+  "${SOURCE_DIR}/tools/*.[ch]" "${SOURCE_DIR}/examples/*.[ch]")
+list(FILTER files EXCLUDE REGEX "^tests/consumer/build")
+set(bad "")
+foreach(f ${files})
+  execute_process(COMMAND "${CLANG_FORMAT}" --style=file --dry-run --Werror "${f}"
+    WORKING_DIRECTORY "${SOURCE_DIR}" RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+  if(NOT rc EQUAL 0)
+    list(APPEND bad "${f}")
+  endif()
+endforeach()
+list(LENGTH files total)
+if(bad)
+  list(JOIN bad "\n  " shown)
+  message(FATAL_ERROR "format check: these files are not formatted (run scripts/format.sh):\n  ${shown}")
+endif()
+message(STATUS "format check: ${total} files formatted")
