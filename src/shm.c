@@ -33,6 +33,8 @@ int xm_shm_clone(const xm_shm *shm, xm_shm **out) {
 
 int xm_shm_from_descriptor(xm_descriptor d, uint64_t size, xm_shm **out) {
   if (!out) return xm__fail(XM_E_INVALID_ARGUMENT, "out must not be NULL");
+  if (size > (uint64_t)INT64_MAX) /* as xm_shm_new: no mapping of it could reach past off_t */
+    return xm__fail(XM_E_INVALID_ARGUMENT, "size %llu is past the off_t range", (unsigned long long)size);
   int rc = xm__os_check_descriptor(XM__SOURCE_SHM, d);
   if (rc) return rc;
   if (size == 0) {
