@@ -23,4 +23,17 @@ struct xm__flush_unit {
    XMMAP_FLUSH environment variable, never faults. */
 void xm__arch_flush_unit(struct xm__flush_unit *unit);
 
+/* Makes instructions written at [start, end) (end > start) visible to instruction fetches on every
+   CPU: data cache cleaned to the point of unification, instruction cache invalidated, barriers. */
+typedef void (*xm__icache_sync_fn)(uintptr_t start, uintptr_t end);
+
+struct xm__icache_unit {
+  const char *method;      /* xm_icache_method(): "coherent", "dc cvau + ic ivau", "icbi" */
+  xm__icache_sync_fn sync; /* NULL (and method NULL) when user space cannot do it alone: then the
+                              OS call (src/os.h xm__os_icache_method) or the compiler's builtin */
+};
+
+/* Fills *unit. Called once (icache.c serializes it); may read CPU id registers, never faults. */
+void xm__arch_icache_unit(struct xm__icache_unit *unit);
+
 #endif /* XMMAP_ARCH_H */

@@ -210,7 +210,7 @@ static int change(xm_arena *a, size_t offset, size_t size, const struct xm__aren
 static int add(xm_arena *a, size_t offset, size_t size, enum xm__piece_kind kind, xm_descriptor d, uint64_t d_offset,
                xm_prot prot) {
   if (!a) return xm__fail(XM_E_INVALID_ARGUMENT, "arena must not be NULL");
-  if (prot & ~XM_PROT_READ_WRITE) return xm__fail(XM_E_INVALID_ARGUMENT, "protection 0x%x has unknown bits", prot);
+  if (prot & ~XM__PROT_ALL) return xm__fail(XM_E_INVALID_ARGUMENT, "protection 0x%x has unknown bits", prot);
   size_t rounded;
   int rc = check_range(a, offset, size, &rounded);
   if (rc) return rc;

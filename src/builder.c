@@ -79,7 +79,7 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
   uint64_t align = b->_private.align;
 
   if (source > XM__SOURCE_DESCRIPTOR) return xm__fail(XM_E_INVALID_ARGUMENT, "builder is not initialised");
-  if (b->_private.prot & ~XM_PROT_READ_WRITE)
+  if (b->_private.prot & ~XM__PROT_ALL)
     return xm__fail(XM_E_INVALID_ARGUMENT, "protection 0x%x has unknown bits", b->_private.prot);
   if (align != 0 && !xm__is_pow2(align))
     return xm__fail(XM_E_INVALID_ALIGNMENT, "alignment 0x%llx is not a power of two", (unsigned long long)align);
@@ -92,6 +92,10 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
                     size);
   if (source == XM__SOURCE_SHM && !b->_private.shm)
     return xm__fail(XM_E_INVALID_ARGUMENT, "shared-memory object must not be NULL");
+  /* The library's exec policy: shared memory (guest RAM) runs no code unless made for it. */
+  if (source == XM__SOURCE_SHM && (b->_private.prot & XM_PROT_EXEC) && !(b->_private.shm->flags & XM_SHM_EXEC))
+    return xm__fail(XM_E_ACCESS, "the shared-memory object was made without XM_SHM_EXEC and cannot be mapped "
+                    "executable");
   if (source == XM__SOURCE_ANON && (offset != 0 || (flags & XM__OPT_TO_END_OF_FILE)))
     return xm__fail(XM_E_INVALID_ARGUMENT, "an offset or to_end_of_file needs a file or shared-memory source");
   if ((flags & XM__OPT_HUGE_PAGES) && b->_private.huge_page_size != 0 && !xm__is_pow2(b->_private.huge_page_size))

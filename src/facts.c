@@ -29,3 +29,21 @@ size_t xm_page_size(void) { return xm__page_size(); }
 size_t xm_allocation_granularity(void) { return xm__granularity(); }
 const char *xm_backend_name(void) { return xm__os_backend_name(); }
 const char *xm_arena_strategy(void) { return xm__os_arena_strategy(); }
+
+enum { ONCE_UNSET, ONCE_RUNNING, ONCE_DONE };
+
+/* What fn writes is published by the release store of ONCE_DONE and read only after an acquire
+   load sees it. Only an int-sized atomic is used, so no target needs libatomic. */
+void xm__once(atomic_int *state, void (*fn)(void)) {
+  if (atomic_load_explicit(state, memory_order_acquire) == ONCE_DONE) return;
+  int expected = ONCE_UNSET;
+  if (atomic_compare_exchange_strong_explicit(state, &expected, ONCE_RUNNING, memory_order_acq_rel,
+                                              memory_order_acquire)) {
+    fn();
+    atomic_store_explicit(state, ONCE_DONE, memory_order_release);
+    return;
+  }
+  /* Another thread runs fn: it reads a few id registers and asks the OS once, so the wait is short. */
+  while (atomic_load_explicit(state, memory_order_acquire) != ONCE_DONE) {
+  }
+}

@@ -5,11 +5,7 @@
 #include "flush.h"
 #include "internal.h"
 
-enum { STATE_UNSET, STATE_CHOOSING, STATE_READY };
-
-/* Written once by the thread that wins the state's 0 -> 1 exchange, published by the release
-   store of STATE_READY; read only after an acquire load sees it. Only an int-sized atomic is
-   used, so no target needs libatomic. */
+/* Written once by choose(), published by xm__once. */
 static atomic_int state;
 static struct xm__flush_unit unit;
 static size_t line_size;
@@ -43,20 +39,7 @@ static void choose(void) {
   line_source = "assumed";
 }
 
-static void init_once(void) {
-  if (atomic_load_explicit(&state, memory_order_acquire) == STATE_READY) return;
-  int expected = STATE_UNSET;
-  if (atomic_compare_exchange_strong_explicit(&state, &expected, STATE_CHOOSING, memory_order_acq_rel,
-                                              memory_order_acquire)) {
-    choose();
-    atomic_store_explicit(&state, STATE_READY, memory_order_release);
-    return;
-  }
-  /* Another thread is choosing: it reads a few id registers and asks the OS once, so the wait
-     is short. */
-  while (atomic_load_explicit(&state, memory_order_acquire) != STATE_READY) {
-  }
-}
+static void init_once(void) { xm__once(&state, choose); }
 
 size_t xm_cacheline_size(void) {
   init_once();

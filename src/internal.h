@@ -2,6 +2,7 @@
 #ifndef XMMAP_INTERNAL_H
 #define XMMAP_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,11 @@ int xm__fail_out_of_bounds(size_t addr);
 int xm__fail_range(size_t offset, size_t count, size_t region_size);
 /* XM_E_INVALID_ADDRESS with offset, count and size. */
 int xm__fail_address(size_t offset, size_t count, size_t size);
+
+/* ---- once (facts.c) ------------------------------------------------------------------------ */
+/* Runs fn exactly once per zero-initialised state, however many threads call; every caller
+   returns after fn has finished. fn must not fault or call xm__once on the same state. */
+void xm__once(atomic_int *state, void (*fn)(void));
 
 /* ---- checked arithmetic ------------------------------------------------------------------ */
 static inline bool xm__add_overflows(size_t a, size_t b, size_t *sum) {
@@ -71,6 +77,7 @@ void xm__mapping_set_prot(xm_mapping *m, xm_prot prot);
 struct xm_shm {
   xm_descriptor descriptor;
   uint64_t size;
+  unsigned flags; /* XM_SHM_*: the library's exec policy reads XM_SHM_EXEC */
 };
 
 /* ---- range helpers (range.c) --------------------------------------------------------------- */

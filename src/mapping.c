@@ -154,7 +154,7 @@ static void update_limits(xm_mapping *m) {
 
 int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
   if (!m) return xm__fail(XM_E_INVALID_ARGUMENT, "mapping must not be NULL");
-  if (prot & ~XM_PROT_READ_WRITE) return xm__fail(XM_E_INVALID_ARGUMENT, "protection 0x%x has unknown bits", prot);
+  if (prot & ~XM__PROT_ALL) return xm__fail(XM_E_INVALID_ARGUMENT, "protection 0x%x has unknown bits", prot);
   if (!xm__range_inside(offset, len, m->pub.size)) return xm__fail_range(offset, len, m->pub.size);
   if (!xm_prot_allows(m->built_prot, prot))
     return xm__fail(XM_E_ACCESS, "protection 0x%x is above the 0x%x the mapping was built with", prot,

@@ -50,7 +50,12 @@ enum {
   XM__OPT_TO_END_OF_FILE = 1u << 3, /* front end only: the size comes from the file */
   XM__OPT_FIXED_NOREPLACE = 1u << 4,
   XM__OPT_HUGE_PAGES = 1u << 5,
+  XM__OPT_EXEC_LATER = 1u << 6, /* the view may be made executable later (Windows: a section and a
+                                   view with execute rights; POSIX: nothing to do) */
 };
+
+/* Every XM_PROT_* bit. */
+#define XM__PROT_ALL (XM_PROT_READ | XM_PROT_WRITE | XM_PROT_EXEC)
 
 struct xm__map_request {
   enum xm__source source;
@@ -109,10 +114,19 @@ static inline const char *xm__advice_name(xm_advice advice) {
   return (unsigned)advice < sizeof names / sizeof names[0] ? names[advice] : "unknown";
 }
 
+/* ---- instruction cache (facts_*.c) ------------------------------------------------------------- */
+/* The OS call that makes written instructions visible to instruction fetches, where user space
+   cannot do it alone (armhf cacheflush, riscv64 riscv_flush_icache, Windows
+   FlushInstructionCache): its name, or NULL when the arch unit does it (src/arch.h). */
+const char *xm__os_icache_method(void);
+/* Runs that call over [addr, addr + len) (len > 0). */
+int xm__os_icache_sync(const void *addr, size_t len);
+
 /* ---- shared memory (shm_*.c) ------------------------------------------------------------------ */
 /* A new close-on-exec / non-inheritable shared-memory object of size (<= INT64_MAX) bytes; name
-   has no NUL inside. */
-int xm__os_shm_create(const char *name, uint64_t size, xm_descriptor *out);
+   has no NUL inside. flags: XM_SHM_EXEC or 0 (an object that may be mapped executable: Linux
+   creates it without the exec seal where vm.memfd_noexec allows, Windows with execute rights). */
+int xm__os_shm_create(const char *name, uint64_t size, unsigned flags, xm_descriptor *out);
 /* A close-on-exec / non-inheritable duplicate of d. */
 int xm__os_dup(xm_descriptor d, xm_descriptor *out);
 /* Closes d; no-op for xm__os_no_descriptor(). */

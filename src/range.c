@@ -2,7 +2,7 @@
    over [offset, offset + len) of a region, each validated before the one OS call. */
 #include "internal.h"
 
-bool xm_prot_allows(xm_prot self, xm_prot other) { return (other & ~self & XM_PROT_READ_WRITE) == 0; }
+bool xm_prot_allows(xm_prot self, xm_prot other) { return (other & ~self & XM__PROT_ALL) == 0; }
 
 /* ---- protection checks --------------------------------------------------------------------- */
 /* Whether every page of the non-empty range [offset, offset + len) allows need. */

@@ -71,6 +71,7 @@ enum {
   XM_E_FAULT = -16,                      /**< a fault-safe copy hit a page that is gone */
   XM_E_EXISTS = -17,                     /**< a no-replace fixed mapping found the range in use */
   XM_E_ACCESS = -18,                     /**< the mapping's protection forbids this access */
+  XM_E_NO_ADDRESS = -19,                 /**< no free address range satisfies the placement asked for */
 };
 /** Fixed text for a status (crosvm's wording); never NULL, also for unknown values. */
 XM_API const char *xm_strerror(int status);
@@ -118,6 +119,7 @@ typedef unsigned xm_prot;
 #define XM_PROT_READ 1u       /**< reads */
 #define XM_PROT_WRITE 2u      /**< writes (Windows views that write can also read) */
 #define XM_PROT_READ_WRITE 3u /**< reads and writes: the builder's default */
+#define XM_PROT_EXEC 4u       /**< instruction fetches, where the OS allows them (see xm_code for JITs) */
 /** True when every access in other is allowed by self. */
 XM_API bool xm_prot_allows(xm_prot self, xm_prot other);
 /** @} */
@@ -132,6 +134,14 @@ typedef struct xm_shm xm_shm;
     (at most 249 bytes); Windows sections are unnamed and cannot be empty (size 0 fails there with
     XM_E_SYSTEM_CALL, ERROR_INVALID_PARAMETER). size must be <= INT64_MAX. */
 XM_API int xm_shm_new(const char *debug_name, uint64_t size, xm_shm **out);
+#define XM_SHM_LAZY_COMMIT 1u /**< reserved for commit-on-touch sections (not implemented yet) */
+#define XM_SHM_HUGE 2u        /**< reserved for huge-page objects (not implemented yet) */
+#define XM_SHM_EXEC 4u        /**< may be mapped with XM_PROT_EXEC; without it that is XM_E_ACCESS */
+/** xm_shm_new with XM_SHM_* flags: XM_SHM_EXEC makes an object that may be mapped executable
+    (Linux: a memfd without the exec seal where vm.memfd_noexec allows; Windows: a
+    PAGE_EXECUTE_READWRITE section). Guest RAM should not have it. huge_page_size must be 0; the
+    reserved flags give XM_E_NOT_IMPLEMENTED, unknown ones XM_E_INVALID_ARGUMENT. */
+XM_API int xm_shm_new_ex(const char *debug_name, uint64_t size, unsigned flags, size_t huge_page_size, xm_shm **out);
 /** Duplicates the descriptor (close-on-exec / non-inheritable); same size. */
 XM_API int xm_shm_clone(const xm_shm *shm, xm_shm **out);
 /** Adopts a received descriptor (fd or section handle): on success shm owns it, on failure the
@@ -439,6 +449,54 @@ XM_API int xm_mapping_drop_page_cache(const xm_mapping *m, size_t offset, size_t
 XM_API int xm_mapping_lock_on_fault(const xm_mapping *m, size_t offset, size_t count);
 /** munlock / VirtualUnlock. */
 XM_API int xm_mapping_unlock(const xm_mapping *m, size_t offset, size_t count);
+/** @} */
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Executable memory for JITs
+ * A code buffer is memory a JIT writes machine code into and then runs. Strategies, best first,
+ * chosen by probe when the buffer is made:
+ *  - "dual view": one memory object mapped twice, read-write at xm_code_write_ptr() and
+ *    read-execute at xm_code_exec_ptr(); begin/end write make no system call (W^X holds always).
+ *  - "toggle": one view flipped between read-write and read-execute. Protection is per page:
+ *    other threads must not run code on pages being written, and overlapping begin_writes on one
+ *    page are counted so that it turns executable when the last writer ends.
+ *  - "rwx": one read-write-execute view, only with XM_CODE_ALLOW_RWX when nothing else works.
+ * Code that another thread may already be running: after end_write that thread must execute a
+ * context-synchronising instruction before it runs the new code (aarch64: an ISB, which any
+ * exception return or branch through a function pointer after a barrier gives; x86: a
+ * serialising instruction, e.g. a locked one it does anyway) — or replace code only where no
+ * thread can be running it. */
+/** @{ */
+typedef struct xm_code xm_code;
+#define XM_CODE_DUAL_VIEW 1u /**< demand separate write and execute views (W^X) */
+#define XM_CODE_ALLOW_RWX 2u /**< allow one read-write-execute view when nothing else works */
+#define XM_CODE_TOGGLE 4u    /**< demand the single view that flips protection */
+/** A code buffer of size (> 0) bytes, rounded up to whole pages. flags: XM_CODE_*; DUAL_VIEW and
+    TOGGLE together are XM_E_INVALID_ARGUMENT. near_addr: NULL, or the execute view lies entirely
+    within +-2 GiB of it (x86-64 rel32 calls and jumps reach it), else XM_E_NO_ADDRESS. A buffer
+    starts writable: the first begin_write is optional. */
+XM_API int xm_code_new(size_t size, unsigned flags, const void *near_addr, xm_code **out);
+/** Where to write code. */
+XM_API void *xm_code_write_ptr(const xm_code *c);
+/** Where to run it: equal to the write pointer unless the strategy is "dual view". */
+XM_API void *xm_code_exec_ptr(const xm_code *c);
+/** The buffer's size (whole pages). */
+XM_API size_t xm_code_size(const xm_code *c);
+/** Makes [offset, offset + len) writable ("toggle": read-write; otherwise nothing to do). */
+XM_API int xm_code_begin_write(xm_code *c, size_t offset, size_t len);
+/** Makes [offset, offset + len) executable and synchronises the instruction cache for exactly
+    that range of the execute view. */
+XM_API int xm_code_end_write(xm_code *c, size_t offset, size_t len);
+/** "dual view", "toggle" or "rwx". */
+XM_API const char *xm_code_strategy(const xm_code *c);
+/** Unmaps the buffer. */
+XM_API void xm_code_free(xm_code *c);
+/** Makes instructions written at [exec_addr, exec_addr + len) visible to instruction fetches on
+    every CPU of this process (data cache cleaned, instruction cache invalidated, barriers). */
+XM_API int xm_icache_sync(const void *exec_addr, size_t len);
+/** How xm_icache_sync does it: "coherent" (x86: nothing to do), "dc cvau + ic ivau",
+    "cacheflush", "riscv_flush_icache", "icbi", "FlushInstructionCache" or "builtin". */
+XM_API const char *xm_icache_method(void);
 /** @} */
 
 #ifdef __cplusplus

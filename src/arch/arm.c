@@ -9,3 +9,9 @@ void xm__arch_flush_unit(struct xm__flush_unit *unit) {
   unit->line_source = NULL;
   unit->clean = NULL;
 }
+
+/* Instruction cache: nothing user space can do alone here; the cacheflush system call does it (src/posix), or the compiler's builtin. */
+void xm__arch_icache_unit(struct xm__icache_unit *unit) {
+  unit->method = NULL;
+  unit->sync = NULL;
+}

@@ -73,3 +73,9 @@ void xm__arch_flush_unit(struct xm__flush_unit *unit) {
   unit->line_source = "hwprobe";
   unit->clean = clean_cbo_clean;
 }
+
+/* Instruction cache: nothing user space can do alone here; fence.i reaches only this hart: the kernel's riscv_flush_icache call (src/posix) reaches all. */
+void xm__arch_icache_unit(struct xm__icache_unit *unit) {
+  unit->method = NULL;
+  unit->sync = NULL;
+}

@@ -134,3 +134,17 @@ void xm__arch_flush_unit(struct xm__flush_unit *unit) {
   (void)has_sse2;
 #endif
 }
+
+/* ---- instruction cache ------------------------------------------------------------------------ */
+/* x86 keeps instruction fetches coherent with stores: only the compiler must not move the stores
+   that wrote the code past the point where it may run. */
+static void sync_coherent(uintptr_t start, uintptr_t end) {
+  (void)start;
+  (void)end;
+  __asm__ volatile("" : : : "memory");
+}
+
+void xm__arch_icache_unit(struct xm__icache_unit *unit) {
+  unit->method = "coherent";
+  unit->sync = sync_coherent;
+}

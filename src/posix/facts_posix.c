@@ -6,6 +6,7 @@
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/auxv.h>
+#include <sys/syscall.h>
 #endif
 
 #include "posix.h"
@@ -68,3 +69,29 @@ size_t xm__os_thp_size(void) {
   atomic_store_explicit(&cached, v, memory_order_relaxed);
   return v == 1 ? 0 : v;
 }
+
+/* ---- instruction cache ------------------------------------------------------------------------ */
+/* Where the kernel offers a system call for it, that is the way: armhf user space cannot maintain
+   caches itself, and riscv64's fence.i reaches only the calling hart. */
+#if defined(__linux__) && defined(__ARM_NR_cacheflush)
+const char *xm__os_icache_method(void) { return "cacheflush"; }
+int xm__os_icache_sync(const void *addr, size_t len) {
+  if (syscall(__ARM_NR_cacheflush, addr, (const char *)addr + len, 0) != 0) return xm__posix_fail_errno("cacheflush");
+  return XM_OK;
+}
+#elif defined(__linux__) && defined(__NR_riscv_flush_icache)
+const char *xm__os_icache_method(void) { return "riscv_flush_icache"; }
+int xm__os_icache_sync(const void *addr, size_t len) {
+  /* flags 0: every hart of the process, not only this one */
+  if (syscall(__NR_riscv_flush_icache, addr, (const char *)addr + len, 0UL) != 0)
+    return xm__posix_fail_errno("riscv_flush_icache");
+  return XM_OK;
+}
+#else
+const char *xm__os_icache_method(void) { return NULL; }
+int xm__os_icache_sync(const void *addr, size_t len) {
+  (void)addr;
+  (void)len;
+  return xm__fail(XM_E_NOT_IMPLEMENTED, "no instruction-cache system call here");
+}
+#endif

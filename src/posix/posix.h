@@ -25,6 +25,9 @@
 #ifndef MFD_NOEXEC_SEAL
 #define MFD_NOEXEC_SEAL 0x0008U
 #endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
 #endif
@@ -65,7 +68,8 @@ static inline bool xm__posix_injected(void) {
 static inline int xm__posix_fail_errno(const char *call) { return xm__fail_os(XM_E_SYSTEM_CALL, errno, call); }
 
 static inline int xm__posix_prot(xm_prot prot) {
-  return ((prot & XM_PROT_READ) ? PROT_READ : 0) | ((prot & XM_PROT_WRITE) ? PROT_WRITE : 0);
+  return ((prot & XM_PROT_READ) ? PROT_READ : 0) | ((prot & XM_PROT_WRITE) ? PROT_WRITE : 0) |
+         ((prot & XM_PROT_EXEC) ? PROT_EXEC : 0);
 }
 
 /* mmap through the fault-injection seam. */

@@ -92,6 +92,17 @@ static long create_memfd(const char *name) {
   atomic_store_explicit(&memfd_flags_cached, base, memory_order_relaxed);
   return syscall(SYS_memfd_create, name, base);
 }
+
+/* An object that may be mapped executable: MFD_EXEC (6.3+; older kernels know no exec flags and
+   refuse it with EINVAL: then none). Under vm.memfd_noexec = 2 the kernel refuses executable memfds
+   (EACCES): the exec seal then only freezes the mode bits, and an executable mapping still works. */
+static long create_exec_memfd(const char *name) {
+  unsigned base = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+  long fd = syscall(SYS_memfd_create, name, base | MFD_EXEC);
+  if (fd < 0 && errno == EINVAL) fd = syscall(SYS_memfd_create, name, base);
+  if (fd < 0 && errno == EACCES) fd = syscall(SYS_memfd_create, name, base | MFD_NOEXEC_SEAL);
+  return fd;
+}
 #endif
 
 /* shm_open + unlink: the portable fallback where there is no memfd. */
@@ -113,16 +124,16 @@ static int shm_open_anonymous(int *out) {
   return xm__posix_fail_errno("shm_open");
 }
 
-int xm__os_shm_create(const char *name, uint64_t size, xm_descriptor *out) {
+int xm__os_shm_create(const char *name, uint64_t size, unsigned flags, xm_descriptor *out) {
   int fd = -1;
   if (strlen(name) > 249) /* memfd_create's limit; say so rather than pass on EINVAL */
     return xm__fail(XM_E_INVALID_ARGUMENT, "shared-memory name of %zu bytes is longer than 249", strlen(name));
 #if defined(__linux__) && defined(SYS_memfd_create)
-  long r = xm__posix_injected() ? -1 : create_memfd(name);
+  long r = xm__posix_injected() ? -1 : (flags & XM_SHM_EXEC) ? create_exec_memfd(name) : create_memfd(name);
   if (r < 0 && errno != ENOSYS) return xm__posix_fail_errno("memfd_create");
   fd = (int)r;
 #endif
-  if (fd < 0) {
+  if (fd < 0) { /* POSIX shm: the library's exec policy is its only guard */
     int rc = shm_open_anonymous(&fd);
     if (rc) return rc;
   }

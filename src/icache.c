@@ -1,0 +1,38 @@
+/* Instruction-cache synchronisation: the OS call where the kernel offers one (src/os.h), else the
+   arch unit's sequence (src/arch.h), else the compiler's builtin; chosen once. */
+#include "arch.h"
+#include "internal.h"
+
+static atomic_int state;
+static struct xm__icache_unit unit; /* sync NULL: use the OS call, or the builtin when method is "builtin" */
+static bool use_os;
+
+static void choose(void) {
+  const char *os = xm__os_icache_method();
+  if (os) {
+    unit.method = os;
+    use_os = true;
+    return;
+  }
+  xm__arch_icache_unit(&unit);
+  if (!unit.sync) unit.method = "builtin";
+}
+
+const char *xm_icache_method(void) {
+  xm__once(&state, choose);
+  return unit.method;
+}
+
+int xm_icache_sync(const void *exec_addr, size_t len) {
+  if (len == 0) return XM_OK;
+  if (!exec_addr) return xm__fail(XM_E_INVALID_ARGUMENT, "address must not be NULL");
+  uintptr_t start = (uintptr_t)exec_addr;
+  if (start + len < start) return xm__fail_overflow((size_t)start, len);
+  xm__once(&state, choose);
+  if (use_os) return xm__os_icache_sync(exec_addr, len);
+  if (unit.sync)
+    unit.sync(start, start + len);
+  else
+    __builtin___clear_cache((char *)(uintptr_t)exec_addr, (char *)(uintptr_t)exec_addr + len);
+  return XM_OK;
+}
