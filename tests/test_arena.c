@@ -510,7 +510,7 @@ static void validation(void **state) {
   const xm_descriptor d = xm_shm_descriptor(shm);
 
   xm__test_fail_nth(0, 0);
-  XT_STATUS(XM_E_INVALID_ARGUMENT, xm_arena_add_anon(a, 0, U, 4));
+  XT_STATUS(XM_E_INVALID_ARGUMENT, xm_arena_add_anon(a, 0, U, 8));
   XT_STATUS(XM_E_INVALID_ARGUMENT, xm_arena_add_fd(a, 0, U, d, 0, 0x10));
   XT_STATUS(XM_E_NOT_PAGE_ALIGNED, xm_arena_add_fd(a, 0, U, d, 1, XM_PROT_READ));
   xt_assert_errmsg_has("descriptor offset 1 is not a multiple");

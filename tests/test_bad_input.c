@@ -63,7 +63,7 @@ static xm_slice slice_of(void *addr, size_t size) {
   X(build_null_shm, XM_E_INVALID_ARGUMENT, xm_builder b = builder(page); xm_builder_from_shm(&b, NULL);    \
     return xm_builder_build(&b, &out_m);)                                                                  \
   X(build_prot_unknown_bit, XM_E_INVALID_ARGUMENT, xm_builder b = builder(page);                           \
-    xm_builder_protection(&b, 4u); return xm_builder_build(&b, &out_m);)                                   \
+    xm_builder_protection(&b, 8u); return xm_builder_build(&b, &out_m);)                                   \
   X(build_prot_all_bits, XM_E_INVALID_ARGUMENT, xm_builder b = builder(page);                              \
     xm_builder_protection(&b, ~0u); return xm_builder_build(&b, &out_m);)                                  \
   X(build_bad_file, XM_E_SYSTEM_CALL, xm_builder b = file_builder(page, XT_BAD_DESCRIPTOR);                   \
@@ -183,7 +183,7 @@ static xm_slice slice_of(void *addr, size_t size) {
   X(arena_add_past_end, XM_E_INVALID_ADDRESS, return xm_arena_add_anon(arena, 2 * unit, 3 * unit, XM_PROT_READ);) \
   X(arena_add_overflow, XM_E_INVALID_ADDRESS, return xm_arena_add_anon(arena, unit, SIZE_MAX, XM_PROT_READ);) \
   X(arena_add_offset_past_end, XM_E_INVALID_ADDRESS, return xm_arena_add_anon(arena, 8 * unit, unit, XM_PROT_READ);) \
-  X(arena_add_unknown_prot, XM_E_INVALID_ARGUMENT, return xm_arena_add_anon(arena, 0, unit, 4u);)          \
+  X(arena_add_unknown_prot, XM_E_INVALID_ARGUMENT, return xm_arena_add_anon(arena, 0, unit, 8u);)          \
   X(arena_add_null, XM_E_INVALID_ARGUMENT, return xm_arena_add_anon(NULL, 0, unit, XM_PROT_READ);)         \
   X(arena_add_fd_bad_descriptor, XM_E_SYSTEM_CALL,                                                         \
     return xm_arena_add_fd(arena, 0, unit, XT_BAD_DESCRIPTOR, 0, XM_PROT_READ);)                              \

@@ -193,7 +193,7 @@ static void protection_honoured(void **state) {
   xm_mapping_free(wo);
 
   xm_builder b = xm_builder_new(4096);
-  xm_builder_protection(&b, 4u);
+  xm_builder_protection(&b, 8u); /* 4 is XM_PROT_EXEC */
   xm_mapping *m = NULL;
   XT_STATUS(XM_E_INVALID_ARGUMENT, xm_builder_build(&b, &m));
 }
