@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #endif
 
-const char *xm__os_arena_strategy(void); /* white-box: src/os.h */
 
 
 /* Every arena offset and rounded size is a multiple of this (64 KiB on Windows). */
@@ -135,7 +134,7 @@ static void arena_new(void **state) {
   assert_non_null(xm_region_ptr(r));
   assert_int_equal((uintptr_t)xm_region_ptr(r) % U, 0);
   xm_arena_free(a);
-  const char *strategy = xm__os_arena_strategy();
+  const char *strategy = xm_arena_strategy();
   print_message("arena strategy: %s\n", strategy);
 #ifdef _WIN32
   assert_true(strcmp(strategy, "placeholders") == 0 || strcmp(strategy, "split reservations") == 0);

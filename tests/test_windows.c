@@ -829,7 +829,6 @@ static void arena_races_mappings(void **state) {
 
 /* Another thread keeps freed arena addresses: the piece there is given up (GONE), never freed
    by the arena, and taken back by a later change once it is free again. */
-void xm__test_arena_freed_hook(void (*hook)(void *addr, size_t len));
 static void *stolen;
 static void *steal_at;
 static void steal(void *addr, size_t len) {

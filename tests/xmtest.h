@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "xmmap/xmmap.h"
+#include "test/hooks.h" /* the library's test seam (the tests are built with XMMAP_TEST_HOOKS) */
 
 #ifdef _WIN32
 #define WIN32_LEAN_AND_MEAN
@@ -28,10 +29,6 @@
 #include <unistd.h>
 #endif
 
-/* The library's test seam (test builds): fails the n-th OS primitive from now with os_error
-   (n = 0 disarms) and restarts the count of OS calls. */
-long xm__test_os_calls(void);
-void xm__test_fail_nth(long n, int os_error);
 
 /* A descriptor no call accepts, the OS error it gives, and an error to inject. */
 #ifdef _WIN32
@@ -214,7 +211,6 @@ typedef struct xt_snapshot {
 } xt_snapshot;
 
 #ifdef _WIN32
-long xm__test_open_handles(void); /* the Windows back end's own handle count (test builds) */
 static inline xt_snapshot xt_snap(void) {
   xt_snapshot s = {0, xm__test_open_handles()};
   MEMORY_BASIC_INFORMATION mbi;
