@@ -125,7 +125,7 @@ static bool unit_readable(const unsigned char *base, size_t k) {
   return r != 0;
 }
 
-/* ---- crosvm's arena tests (spec part 2), pages replaced by the unit ------------------------- */
+/* ---- crosvm's arena tests, pages replaced by the unit ----------------------------------------- */
 static void arena_new(void **state) {
   (void)state;
   xm_arena *a = new_arena(0x40000);
@@ -262,7 +262,7 @@ static void arena_madvise(void **state) {
   xm_arena_free(a);
 }
 
-/* ---- crosvm's bug 19 fixed: what is not mapped faults -------------------------------------- */
+/* ---- what is not mapped faults (crosvm's arena read zeros there) ------------------------------ */
 static void removed_range_faults(void **state) {
   (void)state;
   xm_arena *a = new_arena(4 * U);

@@ -1,4 +1,6 @@
-/* Thread safety (API.md "Threads and ownership"): 8 threads race the once-initialised facts at
+/* Thread safety, as include/xmmap/xmmap.h states it (facts are computed once and thread-safe;
+   a mapping's accessors, flush, msync and advice may run from many threads at once; errors are
+   per thread; freeing must not race with uses of the same object): 8 threads race the once-initialised facts at
    start-up, then concurrently create, use (checked, volatile and fault-safe access), flush, sync
    and free their own mappings and shared-memory objects, share one mapping and one arena (each
    thread adds and removes ranges of it), and check after each of their own failures that
