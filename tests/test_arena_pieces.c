@@ -122,7 +122,8 @@ static void removal_keeps_neighbours(void **state) {
   XT_OK(xm_region_advise(xm_arena_region(a), 3 * U, U, XM_ADVICE_DONTNEED));
 #endif
   XT_OK(xm_region_advise(xm_arena_region(a), 0, U, XM_ADVICE_DONTNEED));
-  XT_OK(xm_region_msync(xm_arena_region(a), 0, 8 * U));
+  /* (valgrind reports msync over the PROT_NONE unit as a bad address: it stops short there) */
+  XT_OK(xm_region_msync(xm_arena_region(a), 0, (xt_under_valgrind() ? 6 : 8) * U));
   unsigned char want[8], got[8];
   xt_fill_position_pattern(want, sizeof want, 100);
   memcpy(got, base + 3 * U + 100, sizeof got);
