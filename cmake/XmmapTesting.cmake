@@ -179,7 +179,8 @@ function(xmmap_add_cmocka_test name)
   add_executable(${name} ${ARGN})
   target_link_libraries(${name} PRIVATE xmmap_testable xmmap_cmocka)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests ${PROJECT_SOURCE_DIR}/src)
-  target_compile_definitions(${name} PRIVATE _GNU_SOURCE _FILE_OFFSET_BITS=64)
+  # XMMAP_TEST_HOOKS: the declarations of src/test/hooks.h, which xmmap_testable implements
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE _FILE_OFFSET_BITS=64 XMMAP_TEST_HOOKS)
   xmmap_set_warnings(${name})
   if(MINGW)
     # No MinGW DLL at run time: the same .exe runs under Wine and on real Windows (CI artifact).

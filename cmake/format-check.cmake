@@ -8,16 +8,18 @@ file(GLOB_RECURSE files LIST_DIRECTORIES false RELATIVE "${SOURCE_DIR}"
   "${SOURCE_DIR}/include/*.h" "${SOURCE_DIR}/src/*.[ch]" "${SOURCE_DIR}/tests/*.[ch]"
   "${SOURCE_DIR}/tools/*.[ch]" "${SOURCE_DIR}/examples/*.[ch]")
 list(FILTER files EXCLUDE REGEX "^tests/consumer/build")
-set(bad "")
-foreach(f ${files})
-  execute_process(COMMAND "${CLANG_FORMAT}" --style=file --dry-run --Werror "${f}"
-    WORKING_DIRECTORY "${SOURCE_DIR}" RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
-  if(NOT rc EQUAL 0)
-    list(APPEND bad "${f}")
-  endif()
-endforeach()
 list(LENGTH files total)
-if(bad)
+# One clang-format run for all files; it names each file that differs.
+execute_process(COMMAND "${CLANG_FORMAT}" --style=file --dry-run --Werror ${files}
+  WORKING_DIRECTORY "${SOURCE_DIR}" RESULT_VARIABLE rc ERROR_VARIABLE diagnostics OUTPUT_QUIET)
+if(NOT rc EQUAL 0)
+  string(REGEX MATCHALL "[^\n]+: error: code should be clang-formatted" lines "${diagnostics}")
+  set(bad "")
+  foreach(l ${lines})
+    string(REGEX REPLACE ":[0-9]+:[0-9]+: error: .*" "" f "${l}")
+    list(APPEND bad "${f}")
+  endforeach()
+  list(REMOVE_DUPLICATES bad)
   list(JOIN bad "\n  " shown)
   message(FATAL_ERROR "format check: these files are not formatted (run scripts/format.sh):\n  ${shown}")
 endif()

@@ -28,11 +28,12 @@ die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 # Packages of one target; "cross" in the second output word when it needs cmocka's source.
 target_pkgs() {
   case "$1" in
-    host) echo "libcmocka-dev pkg-config" ;;
+    # g++ and clang: the public header's C/C++ check (tests/header); clang-format: the format check
+    host) echo "libcmocka-dev pkg-config g++ clang clang-format" ;;
     host-asan|host-ubsan|host-msan|host-tsan|host-fuzz)
       echo "clang llvm libclang-rt-14-dev libcmocka-dev pkg-config" ;;
     valgrind|host-valgrind) echo "valgrind libcmocka-dev pkg-config" ;;
-    mingw64) echo "gcc-mingw-w64-x86-64-win32 wine64 wine dpkg-dev" ;;
+    mingw64) echo "gcc-mingw-w64-x86-64-win32 g++-mingw-w64-x86-64-win32 wine64 wine dpkg-dev" ;;
     aarch64) echo "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user dpkg-dev" ;;
     armhf)   echo "gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user dpkg-dev" ;;
     riscv64) echo "gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user dpkg-dev" ;;

@@ -14,7 +14,7 @@
 #                       any case (crash, sanitizer report at exit, timeout);
 #   a test without cmocka output (xmmap_add_program_test) counts as one case.
 # "ctest" is ctest's own pass/total, without the Wine fixture's start/stop helpers.
-# "counts" shows what the reliability tests print (issue 7): fault points injected
+# "counts" shows what the reliability tests print: fault points injected
 # (test_fault_injection), bad inputs tried (test_bad_input) and fuzz executions (libFuzzer's
 # "Done N runs", host-fuzz). The reliability legs: host-tsan (the threaded tests under TSan),
 # host-valgrind (the host suite under valgrind memcheck: zero errors, zero definite or indirect

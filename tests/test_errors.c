@@ -1,5 +1,8 @@
-/* Status texts, per-thread error records, system facts, protection and the version. */
+/* Status texts, per-thread error records, the OS's error texts, system facts as the OS states
+   them, protection and the version. */
 #include "xmtest.h"
+
+#include "os.h" /* white-box: the back end's own facts and error texts */
 
 static void status_texts(void **state) {
   (void)state;
@@ -121,6 +124,53 @@ static void system_facts(void **state) {
                 (unsigned long)gran, (unsigned long)line, xm_cacheline_source(), method, xm_backend_name());
 }
 
+/* The facts are the OS's: page size and allocation granularity as the OS reports them, and the
+   back end's own cache-line source, which may report nothing (Wine: no cache descriptors; some
+   emulators: no line size) and then says so with a NULL source. */
+static void facts_match_the_os(void **state) {
+  (void)state;
+#ifdef _WIN32
+  assert_string_equal(xm_backend_name(), "windows");
+  SYSTEM_INFO si;
+  GetNativeSystemInfo(&si);
+  assert_int_equal(xm_page_size(), si.dwPageSize);
+  assert_int_equal(xm_allocation_granularity(), si.dwAllocationGranularity);
+#else
+  assert_string_equal(xm_backend_name(), "posix");
+  assert_int_equal(xm_page_size(), (size_t)sysconf(_SC_PAGESIZE));
+  assert_int_equal(xm_allocation_granularity(), xm_page_size());
+#endif
+  size_t line = xm_cacheline_size();
+  assert_true(line >= 16 && line <= 256 && (line & (line - 1)) == 0);
+  assert_non_null(xm_cacheline_source());
+  print_message("cache line %lu from %s\n", (unsigned long)line, xm_cacheline_source());
+  const char *source = "unset";
+  size_t os_line = xm__os_cacheline(&source);
+  if (os_line == 0) {
+    assert_null(source);
+  } else {
+#ifdef _WIN32
+    assert_string_equal(source, "GetLogicalProcessorInformation");
+#else
+    assert_true(strcmp(source, "sysconf") == 0 || strcmp(source, "auxv") == 0);
+#endif
+    assert_true(os_line >= 16 && os_line <= 256 && (os_line & (os_line - 1)) == 0);
+  }
+}
+
+/* The OS's text for an error comes without a trailing period, line break or space (it is put in
+   the middle of xm_errmsg()), and a short buffer still gets a terminated text. */
+static void os_error_text_is_trimmed(void **state) {
+  (void)state;
+  char text[160];
+  xm__os_error_text(XT_BAD_DESCRIPTOR_ERROR, text, sizeof text);
+  assert_true(strlen(text) > 0);
+  char last = text[strlen(text) - 1];
+  assert_true(last != '.' && last != '\n' && last != '\r' && last != ' ');
+  xm__os_error_text(XT_BAD_DESCRIPTOR_ERROR, text, 4); /* truncation still terminates */
+  assert_true(strlen(text) < 4);
+}
+
 static void version(void **state) {
   (void)state;
   char want[32];
@@ -143,7 +193,8 @@ static void prot_allows(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(status_texts),   cmocka_unit_test(detail_texts), cmocka_unit_test(errmsg_is_per_thread),
-      cmocka_unit_test(system_facts),   cmocka_unit_test(version),      cmocka_unit_test(prot_allows),
+      cmocka_unit_test(system_facts),   cmocka_unit_test(facts_match_the_os), cmocka_unit_test(os_error_text_is_trimmed),
+      cmocka_unit_test(version),        cmocka_unit_test(prot_allows),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

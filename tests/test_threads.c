@@ -1,8 +1,11 @@
-/* Thread safety (API.md "Threads and ownership"): 8 threads race the once-initialised facts at
+/* Thread safety, as include/xmmap/xmmap.h states it (facts are computed once and thread-safe;
+   a mapping's accessors, flush, msync and advice may run from many threads at once; errors are
+   per thread; freeing must not race with uses of the same object): 8 threads race the once-initialised facts at
    start-up, then concurrently create, use (checked, volatile and fault-safe access), flush, sync
    and free their own mappings and shared-memory objects, share one mapping and one arena (each
    thread adds and removes ranges of it), and check after each of their own failures that
-   xm_errmsg() / xm_os_error() are theirs. Run under TSan by the host-tsan preset. */
+   xm_errmsg() / xm_os_error() are theirs; threads racing placement for address space retry,
+   never fail or overlap. Run under TSan by the host-tsan preset. */
 #include "xmtest.h"
 
 #include <stdatomic.h>
@@ -17,13 +20,8 @@ static void yield_now(void) { sched_yield(); }
 #define NTHREADS 8
 #define UNITS_PER_THREAD 4
 
-/* Under valgrind (which runs threads one at a time) and under emulators fewer rounds keep the
-   test short; the races that matter happen in the first ones. */
-static int rounds(void) {
-  const char *v = getenv("XMMAP_TEST_ROUNDS");
-  int n = v ? atoi(v) : 0;
-  return n > 0 ? n : 100;
-}
+/* Under valgrind and emulators XMMAP_TEST_ROUNDS asks for fewer rounds (see xt_rounds). */
+static int rounds(void) { return xt_rounds(100); }
 
 /* A reusable spinning barrier (C11 atomics; no pthread_barrier on Windows). */
 static atomic_int barrier_count, barrier_phase;
@@ -326,10 +324,48 @@ static void churn_leaks_nothing(void **state) {
   xt_assert_same(before, after);
 }
 
+/* Placement reserves address space and maps there after releasing the reservation (Windows
+   cannot map into a reservation without placeholders), and guard pages and alignment need room:
+   threads racing for address space must retry, never fail or overlap. */
+static XT_THREAD_RET placement_worker(void *arg) {
+  atomic_int *failures = arg;
+  const size_t gran = xm_allocation_granularity(), page = xm_page_size();
+  const int n = xt_rounds(200);
+  for (int i = 0; i < n; i++) {
+    xm_builder b = xm_builder_new(gran + page);
+    xm_builder_align(&b, (i & 1) ? 1u << 20 : 4 * 65536u);
+    if (i % 3) xm_builder_guard_pages(&b, 1);
+    xm_mapping *m = NULL;
+    if (xm_builder_build(&b, &m) != XM_OK) {
+      atomic_fetch_add(failures, 1);
+      continue;
+    }
+    uint64_t mark = (uint64_t)(uintptr_t)m, back = 0;
+    xm_mapping_write_obj(m, &mark, sizeof mark, gran);
+    xm_mapping_read_obj(m, &back, sizeof back, gran);
+    if (back != mark) atomic_fetch_add(failures, 1);
+    xm_mapping_free(m);
+  }
+  return 0;
+}
+
+static void placement_races(void **state) {
+  (void)state;
+  atomic_int failures;
+  atomic_init(&failures, 0);
+  xt_thread threads[NTHREADS];
+  long handles = xt_snap().handles;
+  for (int i = 0; i < NTHREADS; i++) xt_thread_start(&threads[i], placement_worker, &failures);
+  for (int i = 0; i < NTHREADS; i++) xt_thread_join(threads[i]);
+  assert_int_equal(atomic_load(&failures), 0);
+  assert_int_equal(xt_snap().handles, handles);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(threads_share_the_library),
       cmocka_unit_test(churn_leaks_nothing),
+      cmocka_unit_test(placement_races),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

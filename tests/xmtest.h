@@ -1,5 +1,6 @@
-/* Shared test helpers: cmocka, temporary files, skip-with-reason and leak snapshots, on POSIX and
-   Windows alike. Tests may use #ifdef _WIN32; the library's front end may not. */
+/* Shared test helpers: cmocka, temporary files, shared memory, arenas, skip-with-reason, leak
+   snapshots and failure walks, on POSIX and Windows alike (fault probes: xmtest_faults.h). Tests
+   may use #ifdef _WIN32; the library's front end may not. */
 #ifndef XMMAP_XMTEST_H
 #define XMMAP_XMTEST_H
 
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include "xmmap/xmmap.h"
+#include "test/hooks.h" /* the library's test seam (the tests are built with XMMAP_TEST_HOOKS) */
 
 #ifdef _WIN32
 #define WIN32_LEAN_AND_MEAN
@@ -24,14 +26,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #endif
-
-/* The library's test seam (test builds): fails the n-th OS primitive from now with os_error
-   (n = 0 disarms) and restarts the count of OS calls. */
-long xm__test_os_calls(void);
-void xm__test_fail_nth(long n, int os_error);
 
 /* A descriptor no call accepts, the OS error it gives, and an error to inject. */
 #ifdef _WIN32
@@ -105,6 +103,49 @@ static inline unsigned char *xt_pattern(size_t len, unsigned mul, unsigned add) 
   for (size_t i = 0; i < len; i++) p[i] = (unsigned char)(i * mul + add);
   return p;
 }
+
+/* Byte i of the position pattern: a function of the absolute position, so that any window of a
+   patterned file or memory can be checked against it wherever it was mapped. */
+static inline void xt_fill_position_pattern(unsigned char *buf, size_t len, uint64_t base) {
+  for (size_t i = 0; i < len; i++) buf[i] = (unsigned char)(((base + i) * 7u + ((base + i) >> 12)) & 0xff);
+}
+
+/* How many rounds a repeated test runs: XMMAP_TEST_ROUNDS when set (valgrind runs threads one at a
+   time, emulators are slow; the races that matter happen in the first rounds), else n. */
+static inline int xt_rounds(int n) {
+  const char *v = getenv("XMMAP_TEST_ROUNDS");
+  int r = v ? atoi(v) : 0;
+  return r > 0 ? r : n;
+}
+
+/* ---- shared memory ------------------------------------------------------------------------- */
+static inline xm_shm *xt_shm(const char *name, uint64_t size) {
+  xm_shm *shm = NULL;
+  XT_OK(xm_shm_new(name, size, &shm));
+  assert_non_null(shm);
+  return shm;
+}
+
+/* size bytes of shm from offset, with protection prot. */
+static inline xm_mapping *xt_map_shm(const xm_shm *shm, size_t size, uint64_t offset, xm_prot prot) {
+  xm_builder b = xm_builder_new(size);
+  xm_builder_from_shm(&b, shm);
+  xm_builder_offset(&b, offset);
+  xm_builder_protection(&b, prot);
+  xm_mapping *m = NULL;
+  XT_OK(xm_builder_build(&b, &m));
+  return m;
+}
+
+/* ---- arenas --------------------------------------------------------------------------------- */
+static inline xm_arena *xt_arena(size_t size) {
+  xm_arena *a = NULL;
+  XT_OK(xm_arena_new(size, &a));
+  assert_non_null(a);
+  return a;
+}
+
+static inline unsigned char *xt_arena_base(xm_arena *a) { return xm_region_ptr(xm_arena_region(a)); }
 
 /* ---- threads ------------------------------------------------------------------------------- */
 #ifdef _WIN32
@@ -207,6 +248,95 @@ static inline void xt_pread(xm_descriptor d, void *buf, size_t len, uint64_t off
 }
 #endif
 
+/* A temporary file of len bytes of the position pattern, read-write or read-only; deleted on close. */
+static inline xm_descriptor xt_pattern_file(size_t len, int writable) {
+  unsigned char *data = malloc(len ? len : 1);
+  assert_non_null(data);
+  xt_fill_position_pattern(data, len, 0);
+  xm_descriptor f = xt_temp_file(data, len, writable);
+  free(data);
+  return f;
+}
+
+/* The file's size, through the OS. */
+static inline uint64_t xt_file_size(xm_descriptor d) {
+#ifdef _WIN32
+  LARGE_INTEGER li;
+  assert_true(GetFileSizeEx(d, &li));
+  return (uint64_t)li.QuadPart;
+#else
+  struct stat st;
+  assert_int_equal(fstat(d, &st), 0);
+  return (uint64_t)st.st_size;
+#endif
+}
+
+/* A duplicate of d that the caller owns, as a descriptor received from elsewhere would be. */
+static inline xm_descriptor xt_dup(xm_descriptor d) {
+#ifdef _WIN32
+  HANDLE h = NULL;
+  assert_true(DuplicateHandle(GetCurrentProcess(), d, GetCurrentProcess(), &h, 0, FALSE, DUPLICATE_SAME_ACCESS));
+  return h;
+#else
+  int fd = fcntl(d, F_DUPFD_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  return fd;
+#endif
+}
+
+/* d is close-on-exec / not inheritable by child processes. */
+static inline void xt_assert_not_inherited(xm_descriptor d) {
+#ifdef _WIN32
+  DWORD flags = 0xffffffffu;
+  assert_true(GetHandleInformation(d, &flags));
+  assert_int_equal(flags & HANDLE_FLAG_INHERIT, 0);
+#else
+  int flags = fcntl(d, F_GETFD);
+  assert_true(flags >= 0);
+  assert_true(flags & FD_CLOEXEC);
+#endif
+}
+
+/* What the arena maps for a file: the file itself on POSIX, a section of it on Windows; given back
+   with xt_release_arena_descriptor (which closes only the section). */
+static inline xm_descriptor xt_arena_descriptor(xm_descriptor file, int writable) {
+#ifdef _WIN32
+  HANDLE s = CreateFileMappingW(file, NULL, writable ? PAGE_READWRITE : PAGE_READONLY, 0, 0, NULL);
+  assert_non_null(s);
+  return s;
+#else
+  (void)writable;
+  return file;
+#endif
+}
+static inline void xt_release_arena_descriptor(xm_descriptor d) {
+#ifdef _WIN32
+  CloseHandle(d);
+#else
+  (void)d;
+#endif
+}
+
+/* Makes [p, p + len) inaccessible, or read-write again, behind the library's back. */
+static inline void xt_raw_protect(void *p, size_t len, int accessible) {
+#ifdef _WIN32
+  DWORD old;
+  assert_true(VirtualProtect(p, len, accessible ? PAGE_READWRITE : PAGE_NOACCESS, &old));
+#else
+  assert_int_equal(mprotect(p, len, accessible ? PROT_READ | PROT_WRITE : PROT_NONE), 0);
+#endif
+}
+
+#ifdef _WIN32
+/* What VirtualQuery says of the page at p. */
+static inline MEMORY_BASIC_INFORMATION xt_query(const void *p) {
+  MEMORY_BASIC_INFORMATION mbi;
+  memset(&mbi, 0, sizeof mbi);
+  assert_int_equal(VirtualQuery(p, &mbi, sizeof mbi), sizeof mbi);
+  return mbi;
+}
+#endif
+
 /* ---- leak snapshots: mappings and descriptors/handles the process holds ------------------- */
 typedef struct xt_snapshot {
   long mappings;
@@ -214,7 +344,6 @@ typedef struct xt_snapshot {
 } xt_snapshot;
 
 #ifdef _WIN32
-long xm__test_open_handles(void); /* the Windows back end's own handle count (test builds) */
 static inline xt_snapshot xt_snap(void) {
   xt_snapshot s = {0, xm__test_open_handles()};
   MEMORY_BASIC_INFORMATION mbi;
@@ -279,5 +408,34 @@ static inline void xt_assert_same(xt_snapshot before, xt_snapshot after) {
 }
 
 static inline void xt_assert_no_leak(xt_snapshot before) { xt_assert_same(before, xt_snap()); }
+
+/* ---- failure walks ------------------------------------------------------------------------- */
+/* Fails each OS call of make in turn through the test seam, n = 1, 2, ...: every failure must give
+   XM_E_SYSTEM_CALL with the injected error, write no object and leak nothing against before; the
+   walk ends when make needs fewer calls than n, after at least one failure point. make returns
+   its status and stores what it made (or NULL) in *out; destroy frees that. */
+static inline void xt_walk_make_failures(int (*make)(void **out), void (*destroy)(void *obj), xt_snapshot before) {
+  for (long n = 1;; n++) {
+    void *obj = NULL;
+    xm__test_fail_nth(n, XT_INJECTED_ERROR);
+    int rc = make(&obj);
+    long calls = xm__test_os_calls();
+    xm__test_fail_nth(0, 0);
+    if (rc == XM_OK) {
+      destroy(obj);
+      assert_true(calls < n);
+      assert_true(n > 1); /* at least one failure point was walked */
+      break;
+    }
+    assert_int_equal(rc, XM_E_SYSTEM_CALL);
+    assert_int_equal(xm_os_error(), XT_INJECTED_ERROR);
+    assert_null(obj);
+    xt_assert_no_leak(before);
+  }
+}
+
+/* cmocka_run_group_tests after a first snapshot: that one allocates (stdio, opendir), which under
+   ASan maps memory that a test's own first snapshot must not count. */
+#define XT_RUN_TESTS_AFTER_A_SNAPSHOT(tests) ((void)xt_snap(), cmocka_run_group_tests(tests, NULL, NULL))
 
 #endif /* XMMAP_XMTEST_H */
