@@ -40,7 +40,7 @@ struct placement {
   size_t span;  /* the address space the view takes: size rounded up to the granularity */
   size_t guard; /* bytes reserved on each side (a granularity multiple), or 0 */
   size_t align; /* the base's alignment (>= the granularity) */
-  bool fixed;   /* the base is exactly at, never elsewhere (NULL is no "anywhere" here) */
+  bool fixed;   /* XM__OPT_FIXED_NOREPLACE: the base is at, never elsewhere, whatever at is */
   uintptr_t at;
 };
 
