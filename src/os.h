@@ -147,8 +147,9 @@ struct xm__fault_guard {
    knows the offsets) when a memory fault (SIGBUS / SIGSEGV, EXCEPTION_IN_PAGE_ERROR /
    EXCEPTION_ACCESS_VIOLATION) raised by this thread inside g's range ends it early.
  *  - Only the guard running now on this thread recovers: a guarded run nested inside a signal
- *    handler recovers its own range, never an outer one's; a fault the back end passes on clears
- *    the thread's guard first, so a handler that jumps out leaves nothing stale behind.
+ *    handler recovers its own range, never an outer one's. A guard whose run a handler jumped
+ *    out of is never recovered into: POSIX clears the thread's guard while it passes a fault on;
+ *    Windows, which cannot restore it afterwards, recognises a dead guard before recovering.
  *  - Works in threads that block SIGBUS/SIGSEGV and inside signal handlers.
  *  - Every other fault, on any thread, goes where it would go without the library (POSIX: the
  *    previous sigaction, SIG_DFL or SIG_IGN; Windows: the next exception handler).

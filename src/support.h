@@ -6,7 +6,7 @@
 
 #include "xmmap/xmmap.h"
 
-#if defined(__MINGW32__)
+#if defined(__MINGW32__) && !defined(__clang__)
 /* MinGW's printf family is C99 with __USE_MINGW_ANSI_STDIO. */
 #define XM__PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
 #elif defined(__GNUC__)

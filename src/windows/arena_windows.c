@@ -1,0 +1,249 @@
+/* The Windows back end's arena (src/os.h "arena"): the strategy, the reservation, backings, and
+ * what both strategies share; each strategy's change is in a file of its own.
+ *
+ * "placeholders" (Windows 10 1803+; VirtualAlloc2, MapViewOfFile3 and UnmapViewOfFile2 resolved
+ *   at run time, api_windows.c, since mingw-w64's import libraries lack them), in
+ *   arena_placeholders_windows.c: reserve = VirtualAlloc2(MEM_RESERVE | MEM_RESERVE_PLACEHOLDER,
+ *   PAGE_NOACCESS); split a placeholder = VirtualFree(addr, len, MEM_RELEASE |
+ *   MEM_PRESERVE_PLACEHOLDER); map = MapViewOfFile3(MEM_REPLACE_PLACEHOLDER); unmap =
+ *   UnmapViewOfFile2(MEM_PRESERVE_PLACEHOLDER); coalesce = VirtualFree(addr, len, MEM_RELEASE |
+ *   MEM_COALESCE_PLACEHOLDERS). Nothing is ever unreserved, so no other thread can take the range:
+ *   GONE never happens, and a failed change is undone (the old pieces shaped and mapped again).
+ * "split reservations" (where MEM_RESERVE_PLACEHOLDER is refused, e.g. Wine 8, which answers
+ *   ERROR_INVALID_PARAMETER), in arena_split_windows.c: reserve = VirtualAlloc(MEM_RESERVE,
+ *   PAGE_NOACCESS); to map into part of a reservation, VirtualFree(MEM_RELEASE) the whole
+ *   reservation, re-reserve the parts around the new view with VirtualAlloc at their addresses,
+ *   and MapViewOfFileEx at the freed address. Another thread may take freed addresses in between:
+ *   the step is retried a bounded number of times, and when an address stays taken the piece there
+ *   becomes GONE (the one failure that cannot be undone). Reservations are split on demand only
+ *   (never one reservation per 64 KiB: a 64 GiB BAR arena would need a million).
+ * In both strategies a view cannot be unmapped in part: an old view that the change covers only
+ * partly is unmapped whole and its remainders are mapped again from the backing's section handle
+ * at their adjusted backing_offset. That is why anonymous arena memory is a pagefile-backed section
+ * (xm__os_arena_backing_new): its remainders, and the old pieces of a change that is undone, can
+ * be mapped again with their data. XMMAP_ARENA=split forces the second strategy, so that a native
+ * Windows run can test it too. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "win.h"
+
+enum { XM__ARENA_PLACEHOLDERS = 1u << 0 }; /* xm__os_arena.flags */
+
+#define XM__SEC_FILE 0x800000 /* SECTION_BASIC_INFORMATION.AllocationAttributes: a file-backed section */
+
+enum { STRATEGY_UNKNOWN, STRATEGY_PLACEHOLDERS, STRATEGY_SPLIT };
+static atomic_int strategy; /* decided once; STRATEGY_UNKNOWN until then */
+
+/* Whether VirtualAlloc2's failure says "no placeholders here", as opposed to a transient one. */
+static bool refused(DWORD e) {
+  return e == ERROR_INVALID_PARAMETER || e == ERROR_NOT_SUPPORTED || e == ERROR_INVALID_FLAGS ||
+         e == ERROR_CALL_NOT_IMPLEMENTED;
+}
+
+/* The strategy, probed on first use. Only an answer is cached: a probe that fails for another
+   reason (no memory, no address space) gives STRATEGY_UNKNOWN with *error set, and the next call
+   probes again. */
+static int decide_strategy(DWORD *error) {
+  int s = atomic_load(&strategy);
+  if (s != STRATEGY_UNKNOWN) return s;
+  const char *force = getenv("XMMAP_ARENA");
+  const struct xm__win_api *api = xm__win_api();
+  if (force && strcmp(force, "split") == 0) {
+    s = STRATEGY_SPLIT;
+  } else if (!api) {
+    *error = GetLastError();
+    return STRATEGY_UNKNOWN;
+  } else if (!api->virtual_alloc2 || !api->map_view_of_file3 || !api->unmap_view_of_file2) {
+    s = STRATEGY_SPLIT;
+  } else {
+    /* Present is not enough (Wine exports them and refuses the flags): try one. Not a
+       fault-injection point, or a test could switch the strategy for the whole process. */
+    void *p = api->virtual_alloc2(GetCurrentProcess(), NULL, xm__granularity(), MEM_RESERVE | MEM_RESERVE_PLACEHOLDER,
+                                  PAGE_NOACCESS, NULL, 0);
+    if (p) {
+      VirtualFree(p, 0, MEM_RELEASE);
+      s = STRATEGY_PLACEHOLDERS;
+    } else if (refused(GetLastError())) {
+      s = STRATEGY_SPLIT;
+    } else {
+      *error = GetLastError();
+      return STRATEGY_UNKNOWN;
+    }
+  }
+  int expected = STRATEGY_UNKNOWN; /* a concurrent first call may have decided already */
+  return atomic_compare_exchange_strong(&strategy, &expected, s) ? s : expected;
+}
+
+const char *xm__os_arena_strategy(void) {
+  DWORD error = ERROR_SUCCESS;
+  /* Undecided only while the probe meets transient failures: VirtualAlloc2 is there and did not
+     refuse the flags, so placeholders are what arenas will use. */
+  return decide_strategy(&error) == STRATEGY_SPLIT ? "split reservations" : "placeholders";
+}
+
+int xm__os_arena_reserve(size_t size, struct xm__os_arena *out) {
+  DWORD error = ERROR_SUCCESS;
+  const int s = decide_strategy(&error);
+  if (s == STRATEGY_UNKNOWN)
+    return xm__fail_os(XM_E_SYSTEM_CALL, (int)error, "VirtualAlloc2(MEM_RESERVE_PLACEHOLDER) probe");
+  void *p = NULL;
+  if (s == STRATEGY_PLACEHOLDERS) {
+    p = xm__win_injected()
+            ? NULL
+            : xm__win_api()->virtual_alloc2(GetCurrentProcess(), NULL, size, MEM_RESERVE | MEM_RESERVE_PLACEHOLDER,
+                                            PAGE_NOACCESS, NULL, 0);
+    if (!p) return xm__win_fail_last("VirtualAlloc2(MEM_RESERVE_PLACEHOLDER)");
+  } else {
+    p = xm__win_reserve(NULL, size);
+    if (!p) return xm__win_fail_last("VirtualAlloc(MEM_RESERVE)");
+  }
+  out->base = p;
+  out->size = size;
+  out->flags = s == STRATEGY_PLACEHOLDERS ? XM__ARENA_PLACEHOLDERS : 0;
+  return XM_OK;
+}
+
+void xm__win_arena_walk(uintptr_t from, uintptr_t to, void (*fn)(void *allocation, DWORD type, void *ctx), void *ctx) {
+  uintptr_t p = from;
+  while (p < to) {
+    MEMORY_BASIC_INFORMATION mbi;
+    if (VirtualQuery((void *)p, &mbi, sizeof mbi) != sizeof mbi) return;
+    uintptr_t end = (uintptr_t)mbi.BaseAddress + mbi.RegionSize;
+    if (mbi.State != MEM_FREE) {
+      void *allocation = mbi.AllocationBase;
+      while (end < to) { /* a view made partly inaccessible has several regions */
+        MEMORY_BASIC_INFORMATION more;
+        if (VirtualQuery((void *)end, &more, sizeof more) != sizeof more || more.State == MEM_FREE ||
+            more.AllocationBase != allocation)
+          break;
+        end = (uintptr_t)more.BaseAddress + more.RegionSize;
+      }
+      fn(allocation, mbi.Type, ctx);
+    }
+    p = end;
+  }
+}
+
+static void free_allocation(void *allocation, DWORD type, void *ctx) {
+  (void)ctx;
+  if (type == MEM_MAPPED)
+    UnmapViewOfFile(allocation);
+  else
+    VirtualFree(allocation, 0, MEM_RELEASE);
+}
+
+void xm__win_arena_free(uintptr_t from, uintptr_t to) { xm__win_arena_walk(from, to, free_allocation, NULL); }
+
+/* The arena's invariants say that no view, reservation or placeholder crosses a piece boundary and
+   that nothing else lives in a piece that is not GONE. */
+void xm__os_arena_release(struct xm__os_arena *arena, const struct xm__arena_piece *pieces, size_t n) {
+  uintptr_t base = (uintptr_t)arena->base;
+  for (size_t k = 0; k < n; k++)
+    if (pieces[k].kind != XM__PIECE_GONE)
+      xm__win_arena_free(base + pieces[k].offset, base + pieces[k].offset + pieces[k].size);
+  arena->base = NULL;
+  arena->size = 0;
+}
+
+int xm__os_arena_backing_new(enum xm__piece_kind kind, xm_descriptor d, size_t size, xm_prot prot,
+                             xm_descriptor *handle) {
+  (void)prot; /* views may be mapped with less than the section allows */
+  if (kind == XM__PIECE_DESCRIPTOR) return xm__win_duplicate(d, handle); /* remainders are mapped again from it */
+  /* Anonymous arena memory is a section, so that a remainder can be mapped again with its data. */
+  HANDLE h = xm__win_create_section(INVALID_HANDLE_VALUE, PAGE_READWRITE | SEC_COMMIT, size);
+  if (!h) return xm__win_fail_last("CreateFileMappingW");
+  *handle = h;
+  return XM_OK;
+}
+
+void xm__os_arena_backing_close(xm_descriptor handle) { xm__win_close(handle); }
+
+/* Views of file-backed sections cannot take MEM_RESET. */
+unsigned xm__win_arena_view_flags(const struct xm__arena_piece *q) {
+  if (q->kind != XM__PIECE_DESCRIPTOR) return 0;
+  const struct xm__win_api *api = xm__win_api();
+  xm__win_section_info info;
+  if (api && api->nt_query_section &&
+      api->nt_query_section(q->backing->handle, 0 /* SectionBasicInformation */, &info, sizeof info, NULL) >= 0 &&
+      (info.AllocationAttributes & XM__SEC_FILE))
+    return XM__WV_FILE;
+  return 0;
+}
+
+void xm__win_arena_note_failure(int *status, DWORD e, const char *call) {
+  if (*status == XM_OK) *status = xm__fail_os(XM_E_SYSTEM_CALL, (int)e, call);
+}
+
+DWORD xm__win_arena_map_piece(bool placeholders, uintptr_t addr, const struct xm__arena_piece *q) {
+  const bool write = (q->prot & XM_PROT_WRITE) != 0;
+  void *p;
+  if (xm__win_injected()) {
+    p = NULL;
+  } else if (placeholders) {
+    p = xm__win_api()->map_view_of_file3(q->backing->handle, GetCurrentProcess(), (void *)addr, q->backing_offset,
+                                         q->size, MEM_REPLACE_PLACEHOLDER, write ? PAGE_READWRITE : PAGE_READONLY, NULL,
+                                         0);
+  } else {
+    p = MapViewOfFileEx(q->backing->handle, write ? FILE_MAP_WRITE : FILE_MAP_READ, (DWORD)(q->backing_offset >> 32),
+                        (DWORD)q->backing_offset, q->size, (void *)addr);
+  }
+  if (!p) return GetLastError();
+  if (q->prot == XM_PROT_NONE) { /* mapped readable, then made inaccessible, as xm__os_map does */
+    DWORD old;
+    if (xm__win_injected() || !VirtualProtect(p, q->size, PAGE_NOACCESS, &old)) {
+      DWORD e = GetLastError();
+      if (placeholders)
+        xm__win_api()->unmap_view_of_file2(GetCurrentProcess(), p, MEM_PRESERVE_PLACEHOLDER);
+      else
+        UnmapViewOfFile(p);
+      return e;
+    }
+  }
+  return ERROR_SUCCESS;
+}
+
+static bool same_piece(const struct xm__arena_piece *a, const struct xm__arena_piece *b) {
+  return a->offset == b->offset && a->size == b->size && a->kind == b->kind && a->backing == b->backing &&
+         a->backing_offset == b->backing_offset;
+}
+
+static bool unchanged(const struct xm__arena_piece *q, const struct xm__arena_piece *old, size_t n_old) {
+  for (size_t o = 0; o < n_old; o++)
+    if (same_piece(q, &old[o])) return true;
+  return false;
+}
+
+int xm__os_arena_change(struct xm__os_arena *arena, const struct xm__arena_piece *old, size_t n_old,
+                        struct xm__arena_piece *now, size_t n_now, xm_descriptor d, bool *kept) {
+  (void)d; /* the new piece is mapped from its backing's own handle (a duplicate of d) */
+  *kept = true;
+  /* Pieces equal in old[] and now[] (the reserved neighbours of a removal, at the window's ends)
+     stay as they are; the run between them changes. */
+  size_t first = 0, last = n_now;
+  while (first < n_now && unchanged(&now[first], old, n_old))
+    first++;
+  while (last > first && unchanged(&now[last - 1], old, n_old))
+    last--;
+  if (first == last) return XM_OK;
+  const size_t r0 = now[first].offset, r1 = now[last - 1].offset + now[last - 1].size;
+  const uintptr_t base = (uintptr_t)arena->base;
+  if (arena->flags & XM__ARENA_PLACEHOLDERS)
+    return xm__win_arena_change_placeholders(base, old, n_old, now, n_now, r0, r1, kept);
+  return xm__win_arena_change_split(base, old, n_old, now, n_now, r0, r1, kept);
+}
+
+/* ---- serialization ---------------------------------------------------------------------------- */
+/* An SRWLOCK is one pointer, initialised statically to zero and needing no destruction: it lives
+   in place in the opaque word. */
+_Static_assert(sizeof(SRWLOCK) == sizeof(void *), "an SRWLOCK fits xm__os_mutex");
+static SRWLOCK *srw(struct xm__os_mutex *m) { return (SRWLOCK *)(void *)&m->opaque; }
+
+int xm__os_mutex_init(struct xm__os_mutex *m) {
+  InitializeSRWLock(srw(m));
+  return XM_OK;
+}
+void xm__os_mutex_lock(struct xm__os_mutex *m) { AcquireSRWLockExclusive(srw(m)); }
+void xm__os_mutex_unlock(struct xm__os_mutex *m) { ReleaseSRWLockExclusive(srw(m)); }
+void xm__os_mutex_destroy(struct xm__os_mutex *m) { m->opaque = NULL; }

@@ -1,0 +1,178 @@
+/* The Windows back end's fault recovery (src/os.h xm__os_run_guarded): one process-wide vectored
+   exception handler that recovers only the faults of the guard running now on the faulting thread,
+   and passes every other exception on to the next handler untouched.
+ *
+ * MinGW has no __try, so recovery rewrites the faulting thread's context to call resume(), which
+ * __builtin_longjmp's back into the run's frame. By then the exception dispatch is over (the
+ * handler returned EXCEPTION_CONTINUE_EXECUTION), so nothing is unwound through the system's
+ * frames. */
+#include "win.h"
+
+/* clang has __builtin_setjmp on x86 only. */
+#if defined(__x86_64__) || defined(__i386__) || (defined(__aarch64__) && !defined(__clang__))
+/* One guarded run, on its thread's stack; its address marks the run's frame. The range is a copy:
+   the handler may read a frame that is dead (stack memory, readable whatever is there now), but
+   never follows a pointer out of it. */
+struct guard_frame {
+  void *jmp[5]; /* __builtin_setjmp's buffer */
+  uintptr_t lo;
+  size_t len;
+};
+
+/* The thread's running guard (a TLS slot: TlsGetValue never allocates, also in the handler). */
+static DWORD running = TLS_OUT_OF_INDEXES;
+static INIT_ONCE install_once = INIT_ONCE_STATIC_INIT;
+
+/* Entered through a rewritten context, so it takes no arguments: the run is in this thread's slot. */
+__attribute__((noreturn, noinline)) static void resume(void) {
+  struct guard_frame *f = TlsGetValue(running);
+  __builtin_longjmp(f->jmp, 1);
+}
+
+/* The faulting thread's stack pointer. */
+static uintptr_t stack_pointer(const CONTEXT *c) {
+#if defined(__x86_64__)
+  return (uintptr_t)c->Rsp;
+#elif defined(__i386__)
+  return (uintptr_t)c->Esp;
+#else
+  return (uintptr_t)c->Sp;
+#endif
+}
+
+/* Continues in resume() on this thread's stack, below the faulting frame, with the stack aligned
+   as at a call. Only registers change: the dispatcher still uses the memory below. */
+static void redirect_to_resume(CONTEXT *c) {
+  uintptr_t sp = (stack_pointer(c) - 256) & ~(uintptr_t)15;
+#if defined(__x86_64__)
+  c->Rsp = (DWORD64)(sp - 8); /* the return-address slot; the 32-byte home area lies above it */
+  c->Rip = (DWORD64)(uintptr_t)resume;
+#elif defined(__i386__)
+  c->Esp = (DWORD)(sp - 4);
+  c->Eip = (DWORD)(uintptr_t)resume;
+#else
+  c->Sp = (DWORD64)sp;
+  c->Pc = (DWORD64)(uintptr_t)resume;
+#endif
+}
+
+static int run_frame(struct xm__fault_guard *g);
+
+#if defined(__x86_64__)
+/* Whether the run that owns f is on the faulting thread's call chain: x86-64 code has unwind
+   tables, so the chain is unwound from the faulting context up to f. A dead run's frame below the
+   fault can look intact (its memory not reused yet), and only this tells it from a live one. */
+static bool run_is_live(const CONTEXT *fault, const struct guard_frame *f) {
+  CONTEXT c = *fault;
+  for (int depth = 0; depth < 32 && c.Rip != 0 && c.Rsp <= (uintptr_t)f; depth++) {
+    DWORD64 image = 0, sp = c.Rsp;
+    RUNTIME_FUNCTION *fn = RtlLookupFunctionEntry(c.Rip, &image, NULL);
+    bool in_run_frame =
+        fn && (DWORD64)(uintptr_t)run_frame - image - fn->BeginAddress < (DWORD64)fn->EndAddress - fn->BeginAddress;
+    if (fn) {
+      void *data;
+      DWORD64 frame;
+      RtlVirtualUnwind(0 /* UNW_FLAG_NHANDLER */, image, c.Rip, fn, &c, &data, &frame, NULL);
+    } else { /* a leaf function: the return address is on top of the stack */
+      c.Rip = *(const DWORD64 *)(uintptr_t)c.Rsp;
+      c.Rsp += 8;
+    }
+    if (in_run_frame) return sp <= (uintptr_t)f && (uintptr_t)f < c.Rsp; /* f lies in this frame */
+  }
+  return false;
+}
+#else
+/* Without unwind tables (i386), the stack pointer check alone. */
+static bool run_is_live(const CONTEXT *fault, const struct guard_frame *f) {
+  (void)fault;
+  (void)f;
+  return true;
+}
+#endif
+
+static LONG CALLBACK on_exception(EXCEPTION_POINTERS *info) {
+  const EXCEPTION_RECORD *rec = info->ExceptionRecord;
+  if ((rec->ExceptionCode != EXCEPTION_ACCESS_VIOLATION && rec->ExceptionCode != EXCEPTION_IN_PAGE_ERROR) ||
+      rec->NumberParameters < 2)
+    return EXCEPTION_CONTINUE_SEARCH;
+  DWORD saved_error = GetLastError();
+  struct guard_frame *f = TlsGetValue(running);
+  SetLastError(saved_error);
+  if (!f) return EXCEPTION_CONTINUE_SEARCH;
+  /* The slot's run can be dead: a fault passed on from inside it that a later handler (an
+     __except, a C++ catch, a longjmp) ended by unwinding past the run. Every frame of a live run
+     lies below its guard_frame, so a fault above it proves it dead; below it, the unwind tables
+     tell. Only the innermost run recovers, and only faults in its own range. */
+  const bool below = stack_pointer(info->ContextRecord) < (uintptr_t)f;
+  const bool in_range = (uintptr_t)rec->ExceptionInformation[1] - f->lo < f->len;
+  if (below && !in_range) return EXCEPTION_CONTINUE_SEARCH;
+  if (below && run_is_live(info->ContextRecord, f)) {
+    redirect_to_resume(info->ContextRecord);
+    return EXCEPTION_CONTINUE_EXECUTION;
+  }
+  /* Dead: forget it, never jump into it, and pass the fault on. */
+  TlsSetValue(running, NULL);
+  SetLastError(saved_error);
+  return EXCEPTION_CONTINUE_SEARCH;
+}
+
+struct install_failure {
+  DWORD error;
+  const char *call;
+};
+
+/* Returning FALSE leaves the INIT_ONCE unset: a failure (no TLS index, no memory) is reported and
+   tried again on the next run, never cached. */
+static BOOL CALLBACK install(INIT_ONCE *once, void *param, void **context) {
+  (void)once;
+  (void)context;
+  struct install_failure *failure = param;
+  DWORD index = TlsAlloc();
+  if (index == TLS_OUT_OF_INDEXES) {
+    failure->error = GetLastError();
+    failure->call = "TlsAlloc";
+    return FALSE;
+  }
+  running = index;
+  /* First in the chain: only faults of a running guard are taken, all others pass on. */
+  if (!AddVectoredExceptionHandler(1, on_exception)) {
+    failure->error = GetLastError();
+    failure->call = "AddVectoredExceptionHandler";
+    running = TLS_OUT_OF_INDEXES;
+    TlsFree(index);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The run itself, in a frame of its own so that nothing of the caller lives across setjmp. */
+__attribute__((noinline)) static int run_frame(struct xm__fault_guard *g) {
+  struct guard_frame f;
+  f.lo = g->lo;
+  f.len = g->len;
+  /* The run this one interrupts (a handler's run nests), put back when this one ends. A live outer
+     run's frame lies above this one: one below it was left by an unwind (see on_exception). */
+  struct guard_frame *volatile prev = TlsGetValue(running); /* volatile: read after the long jump */
+  if ((uintptr_t)prev < (uintptr_t)&f) prev = NULL;
+  if (__builtin_setjmp(f.jmp)) {
+    TlsSetValue(running, prev);
+    return XM_E_FAULT;
+  }
+  TlsSetValue(running, &f);
+  g->run(g);
+  TlsSetValue(running, prev);
+  return XM_OK;
+}
+
+int xm__os_run_guarded(struct xm__fault_guard *g) {
+  struct install_failure failure = {ERROR_OUTOFMEMORY, "InitOnceExecuteOnce"};
+  if (!InitOnceExecuteOnce(&install_once, install, &failure, NULL))
+    return xm__fail_os(XM_E_SYSTEM_CALL, (int)(failure.error ? failure.error : ERROR_OUTOFMEMORY), failure.call);
+  return run_frame(g);
+}
+#else
+int xm__os_run_guarded(struct xm__fault_guard *g) {
+  (void)g;
+  return xm__fail(XM_E_NOT_IMPLEMENTED, "fault recovery: no context rewrite or __builtin_setjmp for this CPU");
+}
+#endif

@@ -1,0 +1,130 @@
+/* What the Windows back end's files share: the lazily resolved APIs (api_windows.c), handles with
+   the tests' accounting, sections and views, the fault-injection wrapper, and the view flags. */
+#ifndef XMMAP_WIN_H
+#define XMMAP_WIN_H
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+
+#include <stdbool.h>
+
+#include "os.h"
+#include "support.h"
+
+/* Back-end bits of xm__os_view.flags (and of xm__arena_piece.os_flags). */
+enum {
+  XM__WV_FILE = 1u << 0,       /* a view of a file-backed section: no MEM_RESET */
+  XM__WV_FLUSH_FILE = 1u << 1, /* shared and writable: msync must also FlushFileBuffers(view->file) */
+  XM__WV_COPY = 1u << 2,       /* copy-on-write view (FILE_MAP_COPY): writable pages are PAGE_WRITECOPY */
+  XM__WV_GUARDS = 1u << 3,     /* view->reservation holds PAGE_NOACCESS reservations around the view */
+};
+
+/* ---- optional APIs (api_windows.c) ---------------------------------------------------------- */
+typedef struct {
+  void *VirtualAddress;
+  SIZE_T NumberOfBytes;
+} xm__win_range_entry; /* WIN32_MEMORY_RANGE_ENTRY */
+
+typedef struct {
+  void *BaseAddress;
+  ULONG AllocationAttributes; /* SEC_FILE (0x800000) for a file-backed section */
+  LARGE_INTEGER MaximumSize;
+} xm__win_section_info; /* SECTION_BASIC_INFORMATION */
+
+typedef BOOL(WINAPI *xm__win_prefetch_fn)(HANDLE, ULONG_PTR, xm__win_range_entry *, ULONG);
+typedef LONG(NTAPI *xm__win_query_section_fn)(HANDLE, int, void *, SIZE_T, SIZE_T *);
+typedef BOOL(WINAPI *xm__win_open_token_fn)(HANDLE, DWORD, HANDLE *);
+typedef BOOL(WINAPI *xm__win_adjust_privileges_fn)(HANDLE, BOOL, TOKEN_PRIVILEGES *, DWORD, TOKEN_PRIVILEGES *,
+                                                   DWORD *);
+typedef void *(WINAPI *xm__win_virtual_alloc2_fn)(HANDLE, void *, SIZE_T, ULONG, ULONG, void *, ULONG);
+typedef void *(WINAPI *xm__win_map_view3_fn)(HANDLE, HANDLE, void *, ULONG64, SIZE_T, ULONG, ULONG, void *, ULONG);
+typedef BOOL(WINAPI *xm__win_unmap_view2_fn)(HANDLE, void *, ULONG);
+
+/* Functions that not every Windows (nor Wine, nor mingw-w64's import libraries) has; a NULL member
+   is one this system lacks. */
+struct xm__win_api {
+  xm__win_prefetch_fn prefetch_virtual_memory; /* Windows 8 */
+  xm__win_query_section_fn nt_query_section;   /* ntdll */
+  xm__win_open_token_fn open_process_token;    /* kernelbase (Windows 8), else advapi32 */
+  xm__win_adjust_privileges_fn adjust_token_privileges;
+  xm__win_virtual_alloc2_fn virtual_alloc2; /* Windows 10 1803: placeholders */
+  xm__win_map_view3_fn map_view_of_file3;
+  xm__win_unmap_view2_fn unmap_view_of_file2;
+};
+/* The APIs, resolved once. NULL (GetLastError() says why) only when a DLL that exists could not be
+   loaded: nothing is cached then, and the next call tries again. */
+const struct xm__win_api *xm__win_api(void);
+
+/* ---- shared helpers -------------------------------------------------------------------------- */
+/* The test build's fault-injection seam: act as if the next OS call failed. */
+static inline bool xm__win_injected(void) {
+  int e;
+  if (!xm__os_inject_failure(&e)) return false;
+  SetLastError((DWORD)e);
+  return true;
+}
+
+/* Records the failed call with this thread's GetLastError() as XM_E_SYSTEM_CALL. */
+static inline int xm__win_fail_last(const char *call) {
+  return xm__fail_os(XM_E_SYSTEM_CALL, (int)GetLastError(), call);
+}
+
+static inline size_t xm__win_round_up(size_t v, size_t unit) { return (v + unit - 1) & ~(unit - 1); }
+
+static inline bool xm__win_invalid_handle(HANDLE h) { return h == NULL || h == INVALID_HANDLE_VALUE; }
+
+/* Closes a handle; the tests' accounting forgets it first (another thread may get the value next). */
+static inline void xm__win_close(HANDLE h) {
+  if (xm__win_invalid_handle(h)) return;
+  xm__test_handle_closed(h);
+  CloseHandle(h);
+}
+
+/* ---- handles and sections (shm_windows.c) ---------------------------------------------------- */
+/* A non-inheritable duplicate of h with the same access rights. */
+int xm__win_duplicate(HANDLE h, HANDLE *out);
+/* A new non-inheritable section (CreateFileMappingW), or NULL with GetLastError() set. */
+HANDLE xm__win_create_section(HANDLE file, DWORD protect, uint64_t max_size);
+
+/* ---- address space (map_windows.c) ----------------------------------------------------------- */
+/* VirtualAlloc(MEM_RESERVE, PAGE_NOACCESS) at at (NULL: anywhere), or NULL with GetLastError(). */
+void *xm__win_reserve(void *at, size_t size);
+
+/* ---- arena (arena_windows.c, arena_placeholders_windows.c, arena_split_windows.c) ------------ */
+#ifndef MEM_RESERVE_PLACEHOLDER
+#define MEM_RESERVE_PLACEHOLDER 0x00040000
+#endif
+#ifndef MEM_REPLACE_PLACEHOLDER
+#define MEM_REPLACE_PLACEHOLDER 0x00004000
+#endif
+#ifndef MEM_PRESERVE_PLACEHOLDER
+#define MEM_PRESERVE_PLACEHOLDER 0x00000002
+#endif
+#ifndef MEM_COALESCE_PLACEHOLDERS
+#define MEM_COALESCE_PLACEHOLDERS 0x00000001
+#endif
+
+/* Calls fn with the base and type (MEM_MAPPED, MEM_PRIVATE) of each allocation in [from, to): a
+   view, a reservation or a placeholder. fn may free it: each allocation's extent is found before
+   fn is called and the walk goes on past it, never looking at freed addresses again. */
+void xm__win_arena_walk(uintptr_t from, uintptr_t to, void (*fn)(void *allocation, DWORD type, void *ctx), void *ctx);
+/* Unmaps every view and releases every reservation or placeholder in [from, to). */
+void xm__win_arena_free(uintptr_t from, uintptr_t to);
+/* Maps a piece's view at addr from its backing's handle (placeholders: replacing the placeholder
+   that is exactly there) and makes a PROT_NONE one inaccessible. ERROR_SUCCESS or the OS error;
+   on failure the address range is as before. */
+DWORD xm__win_arena_map_piece(bool placeholders, uintptr_t addr, const struct xm__arena_piece *q);
+/* xm__arena_piece.os_flags of a piece just mapped. */
+unsigned xm__win_arena_view_flags(const struct xm__arena_piece *q);
+/* Records the first failure of an arena change only: later ones (cleaning up) keep it. */
+void xm__win_arena_note_failure(int *status, DWORD e, const char *call);
+
+/* xm__os_arena_change for [r0, r1) of the window, the part of now[] that differs from old[]. */
+int xm__win_arena_change_placeholders(uintptr_t base, const struct xm__arena_piece *old, size_t n_old,
+                                      struct xm__arena_piece *now, size_t n_now, size_t r0, size_t r1, bool *kept);
+int xm__win_arena_change_split(uintptr_t base, const struct xm__arena_piece *old, size_t n_old,
+                               struct xm__arena_piece *now, size_t n_now, size_t r0, size_t r1, bool *kept);
+
+#endif /* XMMAP_WIN_H */
