@@ -39,12 +39,13 @@ static size_t emit_return(unsigned char *at, unsigned imm) {
 #endif
 }
 
-static int call_at(const xm_code *c, size_t offset) {
+static int call_ptr(void *p) {
   xt_fn fn;
-  void *p = (unsigned char *)xm_code_exec_ptr(c) + offset;
   memcpy(&fn, &p, sizeof fn); /* object to function pointer, without a cast the standard forbids */
   return fn();
 }
+
+static int call_at(const xm_code *c, size_t offset) { return call_ptr((unsigned char *)xm_code_exec_ptr(c) + offset); }
 
 /* A buffer by the strategy flags demand, or a skip that says why (the probe is the attempt). */
 static xm_code *code_or_skip(unsigned flags, const char *strategy) {
@@ -139,13 +140,96 @@ static void rwx_only_when_allowed(void **state) {
   xm_code_free(c);
 }
 
+/* The "rwx" strategy's view, made as make_rwx makes it (xm_code picks it only when nothing better
+   works, which is never where the tests run): one anonymous read-write-execute mapping runs code
+   and sees it rewritten in place. */
+static void rwx_mapping_runs_code(void **state) {
+  (void)state;
+  xm_builder b = xm_builder_new(4096);
+  xm_builder_protection(&b, XM_PROT_READ_WRITE | XM_PROT_EXEC);
+  xm_mapping *m = NULL;
+  if (xm_builder_build(&b, &m) != XM_OK) XT_SKIP("read-write-execute memory refused here: %s", xm_errmsg());
+  unsigned char *p = xm_mapping_ptr(m);
+#ifdef _WIN32
+  assert_int_equal(xt_query(p).Protect, PAGE_EXECUTE_READWRITE);
+#endif
+  size_t n = emit_return(p, 11);
+  XT_OK(xm_icache_sync(p, n));
+  assert_int_equal(call_ptr(p), 11);
+  emit_return(p, 12);
+  XT_OK(xm_icache_sync(p, n));
+  assert_int_equal(call_ptr(p), 12);
+  xm_mapping_free(m);
+}
+
 /* ---- W^X ------------------------------------------------------------------------------------- */
 #ifdef _WIN32
-static DWORD protection_of(const void *p) {
-  MEMORY_BASIC_INFORMATION mbi;
-  assert_int_equal(VirtualQuery(p, &mbi, sizeof mbi), sizeof mbi);
-  return mbi.Protect;
+#if defined(__x86_64__)
+/* The probes' faults, recovered by a vectored handler that knows exactly two: the write of
+   write_faults' one instruction to probe_addr (skipped), and an instruction fetch at probe_addr by
+   a call (returned from, as the function would). Everything else goes on to the next handler. */
+static void *volatile probe_addr;
+static volatile bool probe_faulted;
+
+static LONG CALLBACK probe_handler(EXCEPTION_POINTERS *e) {
+  const EXCEPTION_RECORD *r = e->ExceptionRecord;
+  CONTEXT *c = e->ContextRecord;
+  if (!probe_addr || r->ExceptionCode != EXCEPTION_ACCESS_VIOLATION || r->NumberParameters < 2 ||
+      r->ExceptionInformation[1] != (ULONG_PTR)probe_addr)
+    return EXCEPTION_CONTINUE_SEARCH;
+  if (r->ExceptionInformation[0] == 1) { /* a write: movb $0xc3, (%rcx) is 3 bytes */
+    c->Rip += 3;
+  } else if (r->ExceptionInformation[0] == 8 && c->Rip == (DWORD64)(uintptr_t)probe_addr) { /* DEP */
+    c->Rip = *(const DWORD64 *)(uintptr_t)c->Rsp; /* the return address the call pushed */
+    c->Rsp += 8;
+  } else {
+    return EXCEPTION_CONTINUE_SEARCH;
+  }
+  probe_faulted = true;
+  return EXCEPTION_CONTINUE_EXECUTION;
 }
+
+static bool write_faults(void *p) {
+  probe_faulted = false;
+  probe_addr = p;
+  __asm__ volatile("movb $0xc3, (%0)" : : "c"(p) : "memory");
+  probe_addr = NULL;
+  return probe_faulted;
+}
+
+/* p holds a valid function, so a CPU that does not enforce no-execute just runs it. */
+static bool exec_faults(void *p) {
+  probe_faulted = false;
+  probe_addr = p;
+  (void)call_ptr(p);
+  probe_addr = NULL;
+  return probe_faulted;
+}
+
+/* Writing through the execute view faults; executing from the write view faults where the OS
+   enforces no-execute, probed first on an ordinary read-write page holding a valid function. */
+static void probe_w_xor_x(unsigned char *w, unsigned char *x) {
+  void *handler = AddVectoredExceptionHandler(1, probe_handler);
+  assert_non_null(handler);
+  assert_true(write_faults(x));
+  unsigned char *rw_page = VirtualAlloc(NULL, 4096, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+  assert_non_null(rw_page);
+  emit_return(rw_page, 1);
+  bool nx = exec_faults(rw_page);
+  VirtualFree(rw_page, 0, MEM_RELEASE);
+  if (nx)
+    assert_true(exec_faults(w));
+  else
+    print_message("[  SKIP    ] execute from the write view: this system does not enforce no-execute\n");
+  RemoveVectoredExceptionHandler(handler);
+}
+#else
+static void probe_w_xor_x(unsigned char *w, unsigned char *x) {
+  (void)w;
+  (void)x;
+  print_message("[  SKIP    ] fault probes of the views: written for x86-64 Windows only\n");
+}
+#endif
 #else
 /* The permissions /proc/self/maps shows for the mapping holding p ("r-x"), or "" without /proc. */
 static void permissions_of(const void *p, char perms[4]) {
@@ -194,8 +278,9 @@ static void dual_views_are_w_xor_x(void **state) {
   emit_return(w, 5);
   XT_STATUS(XM_OK, xm_code_end_write(c, 0, 16));
 #ifdef _WIN32
-  assert_int_equal(protection_of(w), PAGE_READWRITE);
-  assert_int_equal(protection_of(x), PAGE_EXECUTE_READ);
+  assert_int_equal(xt_query(w).Protect, PAGE_READWRITE);
+  assert_int_equal(xt_query(x).Protect, PAGE_EXECUTE_READ);
+  probe_w_xor_x(w, x);
 #else
   char pw[4], px[4];
   permissions_of(w, pw);
@@ -230,13 +315,13 @@ static int forty_two(void) { return 42; }
 
 static void exec_view_near_address(void **state) {
   (void)state;
-  void *near;
+  void *program; /* not `near`: <windows.h> defines that as an empty macro */
   xt_fn target = forty_two;
-  memcpy(&near, &target, sizeof near);
+  memcpy(&program, &target, sizeof program);
   xm_code *c = NULL;
-  int rc = xm_code_new(65536, 0, near, &c);
+  int rc = xm_code_new(65536, 0, program, &c);
   if (rc != XM_OK) XT_SKIP("no code buffer here: %s", xm_errmsg());
-  uintptr_t x = (uintptr_t)xm_code_exec_ptr(c), n = (uintptr_t)near;
+  uintptr_t x = (uintptr_t)xm_code_exec_ptr(c), n = (uintptr_t)program;
   if (sizeof(void *) == 8) {
     uint64_t lo = x > n ? x - n : n - x, hi = x + 65536 > n ? x + 65536 - n : n - x - 65536;
     assert_true(lo < ((uint64_t)1 << 31) && hi < ((uint64_t)1 << 31));
@@ -321,6 +406,82 @@ static void prot_exec_policy(void **state) {
   xm_shm_free(ram);
 }
 
+#ifdef _WIN32
+/* Builds a view of section (NULL: anonymous memory) with prot. */
+static int build_view(HANDLE section, xm_prot prot, xm_mapping **m) {
+  xm_builder b = xm_builder_new(4096);
+  if (section) xm_builder_from_descriptor(&b, section);
+  xm_builder_protection(&b, prot);
+  *m = NULL;
+  return xm_builder_build(&b, m);
+}
+
+/* Windows execute rights come from the section (PAGE_EXECUTE_*) and from the handle
+   (SECTION_MAP_EXECUTE): a view without either is the OS's refusal, recorded with
+   ERROR_ACCESS_DENIED and a call name that says execute rights were asked for, in mappings and
+   arenas alike. With both, the pages are what was asked, and protect moves between them. */
+static void windows_execute_rights(void **state) {
+  (void)state;
+  xt_snapshot before = xt_snap();
+  xm_shm *plain = xt_shm("plain", 65536), *code = NULL;
+  XT_OK(xm_shm_new_ex("code", 65536, XM_SHM_EXEC, 0, &code));
+  HANDLE no_right;
+  assert_true(DuplicateHandle(GetCurrentProcess(), xm_shm_descriptor(code), GetCurrentProcess(), &no_right,
+                              FILE_MAP_READ | FILE_MAP_WRITE, FALSE, 0));
+  xm_arena *arena = NULL;
+  XT_OK(xm_arena_new(4 * 65536, &arena));
+  const HANDLE refused[] = {xm_shm_descriptor(plain), no_right};
+  for (size_t i = 0; i < 2; i++) {
+    xm_mapping *m;
+    XT_STATUS(XM_E_SYSTEM_CALL, build_view(refused[i], XM_PROT_READ | XM_PROT_EXEC, &m));
+    assert_int_equal(xm_os_error(), ERROR_ACCESS_DENIED);
+    xt_assert_errmsg_has("FILE_MAP_EXECUTE");
+    assert_null(m);
+    XT_STATUS(XM_E_SYSTEM_CALL, xm_arena_add_fd(arena, 0, 65536, refused[i], 0, XM_PROT_READ | XM_PROT_EXEC));
+    assert_int_equal(xm_os_error(), ERROR_ACCESS_DENIED);
+    xt_assert_errmsg_has("execute rights");
+    XT_OK(build_view(refused[i], XM_PROT_READ_WRITE, &m)); /* without execute, the same handle maps */
+    xm_mapping_free(m);
+  }
+  static const struct {
+    xm_prot prot;
+    DWORD protection;
+  } cases[] = {{XM_PROT_READ | XM_PROT_EXEC, PAGE_EXECUTE_READ},
+               {XM_PROT_EXEC, PAGE_EXECUTE},
+               {XM_PROT_READ_WRITE | XM_PROT_EXEC, PAGE_EXECUTE_READWRITE}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (int anon = 0; anon < 2; anon++) {
+      xm_mapping *m;
+      XT_OK(build_view(anon ? NULL : xm_shm_descriptor(code), cases[i].prot, &m));
+      assert_int_equal(xt_query(xm_mapping_ptr(m)).Protect, cases[i].protection);
+      XT_OK(xm_mapping_protect(m, 0, 4096, XM_PROT_NONE));
+      assert_int_equal(xt_query(xm_mapping_ptr(m)).Protect, PAGE_NOACCESS);
+      XT_OK(xm_mapping_protect(m, 0, 4096, cases[i].prot));
+      assert_int_equal(xt_query(xm_mapping_ptr(m)).Protect, cases[i].protection);
+      xm_mapping_free(m);
+    }
+    XT_OK(xm_arena_add_fd(arena, 65536, 65536, xm_shm_descriptor(code), 0, cases[i].prot));
+    XT_OK(xm_arena_add_anon(arena, 2 * 65536, 65536, cases[i].prot));
+    unsigned char *base = xm_region_ptr(xm_arena_region(arena));
+    assert_int_equal(xt_query(base + 65536).Protect, cases[i].protection);
+    assert_int_equal(xt_query(base + 2 * 65536).Protect, cases[i].protection);
+    XT_OK(xm_arena_remove(arena, 65536, 2 * 65536));
+  }
+  /* a read-write-execute view of the code section runs what it holds */
+  xm_mapping *m;
+  XT_OK(build_view(xm_shm_descriptor(code), XM_PROT_READ_WRITE | XM_PROT_EXEC, &m));
+  size_t n = emit_return(xm_mapping_ptr(m), 23);
+  XT_OK(xm_icache_sync(xm_mapping_ptr(m), n));
+  assert_int_equal(call_ptr(xm_mapping_ptr(m)), 23);
+  xm_mapping_free(m);
+  xm_arena_free(arena);
+  CloseHandle(no_right);
+  xm_shm_free(code);
+  xm_shm_free(plain);
+  xt_assert_no_leak(before);
+}
+#endif
+
 /* ---- the instruction cache --------------------------------------------------------------------- */
 static void icache_method_is_named(void **state) {
   (void)state;
@@ -358,11 +519,20 @@ static void aarch64_icache_plan_follows_ctr(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(dual_view_runs_and_rewrites), cmocka_unit_test(toggle_runs_and_rewrites),
-      cmocka_unit_test(rwx_only_when_allowed),       cmocka_unit_test(dual_views_are_w_xor_x),
-      cmocka_unit_test(exec_view_near_address),      cmocka_unit_test(code_bad_input),
-      cmocka_unit_test(code_frees_everything),       cmocka_unit_test(prot_exec_policy),
-      cmocka_unit_test(icache_method_is_named),      cmocka_unit_test(aarch64_icache_plan_follows_ctr),
+      cmocka_unit_test(dual_view_runs_and_rewrites),
+      cmocka_unit_test(toggle_runs_and_rewrites),
+      cmocka_unit_test(rwx_only_when_allowed),
+      cmocka_unit_test(rwx_mapping_runs_code),
+      cmocka_unit_test(dual_views_are_w_xor_x),
+      cmocka_unit_test(exec_view_near_address),
+      cmocka_unit_test(code_bad_input),
+      cmocka_unit_test(code_frees_everything),
+      cmocka_unit_test(prot_exec_policy),
+#ifdef _WIN32
+      cmocka_unit_test(windows_execute_rights),
+#endif
+      cmocka_unit_test(icache_method_is_named),
+      cmocka_unit_test(aarch64_icache_plan_follows_ctr),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,7 @@
    (/proc/self/maps; Windows: a VirtualQuery walk), no descriptor (/proc/self/fd) or handle (the
    Windows back end's own count, since GetProcessHandleCount is 0 under Wine). Covered: builds
    with every option combination, shared memory, the arena, msync/sync_range, protect, advice,
-   locking. Prints how many fault points it injected. */
+   locking, code buffers and instruction-cache sync. Prints how many fault points it injected. */
 #include "xmtest.h"
 
 
@@ -425,6 +425,62 @@ static void mapping_operations(void **state) {
   report_points("mapping operations", before);
 }
 
+/* ---- code buffers ----------------------------------------------------------------------------- */
+struct code_case {
+  unsigned flags;
+  bool near_program; /* placed within rel32 reach of this file's code */
+  char name[64];
+};
+static int code_new_run(void *arg) {
+  const struct code_case *c = arg;
+  int (*const program)(void *) = code_new_run;
+  void *near_addr = NULL;
+  if (c->near_program) memcpy(&near_addr, &program, sizeof near_addr);
+  xm_code *code = NULL;
+  int rc = xm_code_new(3 * page, c->flags, near_addr, &code);
+  xm_code_free(code);
+  return rc;
+}
+
+/* A "toggle" buffer whose pages are all executable between runs: a write over a page boundary
+   flips two pages and back, and the undo makes every page executable again. */
+static xm_code *toggle_code;
+static int code_write_run(void *arg) {
+  (void)arg;
+  int rc = xm_code_begin_write(toggle_code, page - 8, 16);
+  return rc ? rc : xm_code_end_write(toggle_code, page - 8, 16);
+}
+static void code_write_undo(void *arg) {
+  (void)arg;
+  (void)xm_code_end_write(toggle_code, 0, 3 * page);
+}
+static int icache_sync_run(void *arg) { return xm_icache_sync(arg, 64); }
+
+static void code_buffers(void **state) {
+  (void)state;
+  long before = points_injected;
+  static const unsigned flags[] = {0, XM_CODE_DUAL_VIEW, XM_CODE_TOGGLE, XM_CODE_ALLOW_RWX};
+  struct code_case c;
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+    for (int near_program = 0; near_program < 2; near_program++) {
+      memset(&c, 0, sizeof c);
+      c.flags = flags[i];
+      c.near_program = near_program != 0;
+      snprintf(c.name, sizeof c.name, "code_new flags=%u%s", c.flags, near_program ? " near the program" : "");
+      struct op op = {c.name, NULL, code_new_run, NULL, &c, NULL};
+      walk(&op);
+    }
+  if (xm_code_new(3 * page, XM_CODE_TOGGLE, NULL, &toggle_code) == XM_OK) {
+    XT_OK(xm_code_end_write(toggle_code, 0, 3 * page));
+    const struct op op = {"code begin_write + end_write (toggle)", NULL, code_write_run, code_write_undo, NULL, NULL};
+    walk(&op);
+    const struct op sync = {"icache_sync", NULL, icache_sync_run, NULL, xm_code_exec_ptr(toggle_code), NULL};
+    walk(&sync);
+    xm_code_free(toggle_code);
+  }
+  report_points("code buffers", before);
+}
+
 /* The handle count the Windows leak checks rely on moves with a handle the library holds (and
    GetProcessHandleCount is reported for comparison: 0 under Wine 8). */
 static void handle_count_moves(void **state) {
@@ -479,8 +535,9 @@ static int teardown(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(handle_count_moves), cmocka_unit_test(builds),           cmocka_unit_test(shared_memory),
-      cmocka_unit_test(arena_operations),   cmocka_unit_test(mapping_operations),
+      cmocka_unit_test(handle_count_moves), cmocka_unit_test(builds),
+      cmocka_unit_test(shared_memory),      cmocka_unit_test(arena_operations),
+      cmocka_unit_test(mapping_operations), cmocka_unit_test(code_buffers),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

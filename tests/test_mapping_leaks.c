@@ -166,6 +166,8 @@ static void injected_failures_in_placed_builds(void **state) {
   static const struct build_case cases[] = {
       {"anon", 0, XM_PROT_READ_WRITE, 0},
       {"anon none", 0, XM_PROT_NONE, 0},
+      {"anon execute-only", 0, XM_PROT_EXEC, 0},
+      {"anon read-execute guarded", 0, XM_PROT_READ | XM_PROT_EXEC, 2},
       {"anon aligned guarded", 0, XM_PROT_READ_WRITE, 1 | 2 | 8},
       {"anon fixed guarded", 0, XM_PROT_READ_WRITE, 16 | 2},
       {"file", 1, XM_PROT_READ_WRITE, 8},

@@ -46,9 +46,10 @@ static bool shape(uintptr_t base, const struct xm__arena_piece *pieces, size_t n
   for (size_t k = 0; k < n; k++) {
     const struct xm__arena_piece *q = &pieces[k];
     if (q->offset < r0 || q->offset >= r1 || !xm__piece_is_mapped(q)) continue;
-    DWORD e = xm__win_arena_map_piece(true, base + q->offset, q);
+    const char *call;
+    DWORD e = xm__win_arena_map_piece(true, base + q->offset, q, &call);
     if (e != ERROR_SUCCESS) {
-      xm__win_arena_note_failure(status, e, "MapViewOfFile3(MEM_REPLACE_PLACEHOLDER)");
+      xm__win_arena_note_failure(status, e, call);
       return false;
     }
   }

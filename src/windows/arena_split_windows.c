@@ -9,10 +9,11 @@
 #define XM__ARENA_ROUNDS 64
 
 /* Maps or reserves one piece at its address: ERROR_SUCCESS or the OS error (ERROR_INVALID_ADDRESS:
-   something else holds some of the addresses). */
-static DWORD make(uintptr_t base, const struct xm__arena_piece *q) {
+   something else holds some of the addresses) with *call naming the call that failed. */
+static DWORD make(uintptr_t base, const struct xm__arena_piece *q, const char **call) {
   uintptr_t addr = base + q->offset;
-  if (xm__piece_is_mapped(q)) return xm__win_arena_map_piece(false, addr, q);
+  if (xm__piece_is_mapped(q)) return xm__win_arena_map_piece(false, addr, q, call);
+  *call = "VirtualAlloc(MEM_RESERVE)";
   return xm__win_reserve((void *)addr, q->size) ? ERROR_SUCCESS : GetLastError();
 }
 
@@ -54,13 +55,13 @@ static bool make_now(uintptr_t base, struct xm__arena_piece *now, size_t n_now, 
     for (size_t k = 0; k < n_now; k++) {
       struct xm__arena_piece *q = &now[k];
       if (state[k] != PENDING) continue;
-      DWORD e = make(base, q);
+      const char *call;
+      DWORD e = make(base, q, &call);
       if (e == ERROR_SUCCESS) {
         if (q->flags & XM__PIECE_NEW) q->os_flags = xm__win_arena_view_flags(q);
         state[k] = MADE;
         continue;
       }
-      const char *call = xm__piece_is_mapped(q) ? "MapViewOfFileEx" : "VirtualAlloc(MEM_RESERVE)";
       if (e != ERROR_INVALID_ADDRESS && strict) {
         xm__win_arena_note_failure(status, e, call);
         return false;
@@ -94,9 +95,10 @@ static bool make_old(uintptr_t base, const struct xm__arena_piece *old, size_t n
     const struct xm__arena_piece *q = &old[*made];
     if (!in_run(q, r0, r1) || q->kind == XM__PIECE_GONE) continue;
     DWORD e = ERROR_INVALID_ADDRESS;
+    const char *call;
     for (int round = 0; round < XM__ARENA_ROUNDS && e == ERROR_INVALID_ADDRESS; round++) {
       if (round > 0) wait_round(round);
-      e = make(base, q);
+      e = make(base, q, &call);
     }
     if (e != ERROR_SUCCESS) return false;
   }

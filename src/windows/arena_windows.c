@@ -149,10 +149,11 @@ void xm__os_arena_release(struct xm__os_arena *arena, const struct xm__arena_pie
 
 int xm__os_arena_backing_new(enum xm__piece_kind kind, xm_descriptor d, size_t size, xm_prot prot,
                              xm_descriptor *handle) {
-  (void)prot; /* views may be mapped with less than the section allows */
   if (kind == XM__PIECE_DESCRIPTOR) return xm__win_duplicate(d, handle); /* remainders are mapped again from it */
-  /* Anonymous arena memory is a section, so that a remainder can be mapped again with its data. */
-  HANDLE h = xm__win_create_section(INVALID_HANDLE_VALUE, PAGE_READWRITE | SEC_COMMIT, size);
+  /* Anonymous arena memory is a section, so that a remainder can be mapped again with its data.
+     Read-write (views may be mapped with less than the section allows), and executable only when
+     the add asks for it. */
+  HANDLE h = xm__win_create_memory_section(size, (prot & XM_PROT_EXEC) != 0);
   if (!h) return xm__win_fail_last("CreateFileMappingW");
   *handle = h;
   return XM_OK;
@@ -176,23 +177,31 @@ void xm__win_arena_note_failure(int *status, DWORD e, const char *call) {
   if (*status == XM_OK) *status = xm__fail_os(XM_E_SYSTEM_CALL, (int)e, call);
 }
 
-DWORD xm__win_arena_map_piece(bool placeholders, uintptr_t addr, const struct xm__arena_piece *q) {
-  const bool write = (q->prot & XM_PROT_WRITE) != 0;
+DWORD xm__win_arena_map_piece(bool placeholders, uintptr_t addr, const struct xm__arena_piece *q, const char **call) {
+  /* Mapped as xm__os_map does: with what a view can be mapped with, then changed to q->prot. */
+  const xm_prot view_prot = xm__win_view_prot(q->prot, false);
+  const DWORD mapped = xm__win_page_protection(view_prot, false), want = xm__win_page_protection(q->prot, false);
+  const bool exec = (view_prot & XM_PROT_EXEC) != 0;
   void *p;
+  if (placeholders)
+    *call = exec ? "MapViewOfFile3(MEM_REPLACE_PLACEHOLDER, PAGE_EXECUTE_*)" XM__WIN_EXEC_RIGHTS
+                 : "MapViewOfFile3(MEM_REPLACE_PLACEHOLDER)";
+  else
+    *call = exec ? "MapViewOfFileEx(FILE_MAP_EXECUTE)" XM__WIN_EXEC_RIGHTS : "MapViewOfFileEx";
   if (xm__win_injected()) {
     p = NULL;
   } else if (placeholders) {
     p = xm__win_api()->map_view_of_file3(q->backing->handle, GetCurrentProcess(), (void *)addr, q->backing_offset,
-                                         q->size, MEM_REPLACE_PLACEHOLDER, write ? PAGE_READWRITE : PAGE_READONLY, NULL,
-                                         0);
+                                         q->size, MEM_REPLACE_PLACEHOLDER, mapped, NULL, 0);
   } else {
-    p = MapViewOfFileEx(q->backing->handle, write ? FILE_MAP_WRITE : FILE_MAP_READ, (DWORD)(q->backing_offset >> 32),
+    p = MapViewOfFileEx(q->backing->handle, xm__win_view_access(view_prot, false), (DWORD)(q->backing_offset >> 32),
                         (DWORD)q->backing_offset, q->size, (void *)addr);
   }
   if (!p) return GetLastError();
-  if (q->prot == XM_PROT_NONE) { /* mapped readable, then made inaccessible, as xm__os_map does */
+  if (want != mapped) { /* PROT_NONE or execute-only */
     DWORD old;
-    if (xm__win_injected() || !VirtualProtect(p, q->size, PAGE_NOACCESS, &old)) {
+    *call = "VirtualProtect";
+    if (xm__win_injected() || !VirtualProtect(p, q->size, want, &old)) {
       DWORD e = GetLastError();
       if (placeholders)
         xm__win_api()->unmap_view_of_file2(GetCurrentProcess(), p, MEM_PRESERVE_PLACEHOLDER);

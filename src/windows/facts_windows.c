@@ -1,4 +1,5 @@
-/* The Windows back end's facts: page size, allocation granularity, cache line, error texts. */
+/* The Windows back end's facts: page size, allocation granularity, cache line, error texts, and the
+   instruction-cache call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,3 +56,14 @@ void xm__os_error_text(int os_error, char *buf, size_t len) {
 }
 
 size_t xm__os_thp_size(void) { return 0; }
+
+/* ---- instruction cache ------------------------------------------------------------------------ */
+/* FlushInstructionCache on every CPU Windows runs on: on x86 it does nothing but stays the
+   documented way, and on arm64 it is what reaches the other cores. */
+const char *xm__os_icache_method(void) { return "FlushInstructionCache"; }
+
+int xm__os_icache_sync(const void *addr, size_t len) {
+  if (xm__win_injected() || !FlushInstructionCache(GetCurrentProcess(), addr, len))
+    return xm__win_fail_last("FlushInstructionCache");
+  return XM_OK;
+}

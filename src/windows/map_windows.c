@@ -35,6 +35,7 @@ static void release_guards(const struct xm__os_view *view, size_t gran) {
 struct placement {
   HANDLE section;
   DWORD access;
+  const char *map_call; /* what a failed MapViewOfFileEx is recorded as */
   uint64_t offset;
   size_t size;  /* bytes to map */
   size_t span;  /* the address space the view takes: size rounded up to the granularity */
@@ -44,10 +45,11 @@ struct placement {
   uintptr_t at;
 };
 
-/* Maps the view with its guards at base; on failure nothing is left and the OS error is returned
-   (ERROR_INVALID_ADDRESS when some of the range was taken). */
-static DWORD map_at(const struct placement *pl, uintptr_t base, void **view) {
+/* Maps the view with its guards at base; on failure nothing is left, the OS error is returned
+   (ERROR_INVALID_ADDRESS when some of the range was taken) and *call names the call that failed. */
+static DWORD map_at(const struct placement *pl, uintptr_t base, void **view, const char **call) {
   void *before = NULL, *after = NULL;
+  *call = "VirtualAlloc(MEM_RESERVE) of a guard";
   if (pl->guard) {
     before = xm__win_reserve((void *)(base - pl->guard), pl->guard);
     if (!before) return GetLastError();
@@ -56,6 +58,7 @@ static DWORD map_at(const struct placement *pl, uintptr_t base, void **view) {
   if (!p) {
     DWORD e = GetLastError();
     release(before);
+    *call = pl->map_call;
     return e;
   }
   if (pl->guard) {
@@ -81,14 +84,15 @@ static int place(const struct placement *pl, void **view) {
     if (pl->at <= pl->guard || UINTPTR_MAX - pl->at < pl->span + pl->guard)
       return xm__fail(XM_E_INVALID_ADDRESS, "no room for %zu guard bytes around the fixed address %p", pl->guard,
                       (void *)pl->at);
-    DWORD e = map_at(pl, pl->at, view);
+    const char *call;
+    DWORD e = map_at(pl, pl->at, view, &call);
     if (e == ERROR_SUCCESS) return XM_OK;
     if (e == ERROR_INVALID_ADDRESS) return xm__fail_os(XM_E_EXISTS, (int)e, "MapViewOfFileEx at a fixed address");
-    return xm__fail_os(XM_E_SYSTEM_CALL, (int)e, pl->guard ? "MapViewOfFileEx / VirtualAlloc" : "MapViewOfFileEx");
+    return xm__fail_os(XM_E_SYSTEM_CALL, (int)e, call);
   }
   if (pl->guard == 0 && pl->align <= gran) {
     void *p = map_view(pl->section, pl->access, pl->offset, pl->size, NULL);
-    if (!p) return xm__win_fail_last("MapViewOfFileEx");
+    if (!p) return xm__win_fail_last(pl->map_call);
     *view = p;
     return XM_OK;
   }
@@ -97,16 +101,17 @@ static int place(const struct placement *pl, void **view) {
     return xm__fail_overflow(pl->span, slack + 2 * pl->guard);
   total += slack + 2 * pl->guard;
   DWORD e = ERROR_INVALID_ADDRESS;
+  const char *call = pl->map_call;
   for (int attempt = 0; attempt < XM__PLACEMENT_TRIES; attempt++) {
     void *probe = xm__win_reserve(NULL, total);
     if (!probe) return xm__win_fail_last("VirtualAlloc");
     uintptr_t base = ((uintptr_t)probe + pl->guard + pl->align - 1) & ~(uintptr_t)(pl->align - 1);
     release(probe);
-    e = map_at(pl, base, view);
+    e = map_at(pl, base, view, &call);
     if (e == ERROR_SUCCESS) return XM_OK;
     if (e != ERROR_INVALID_ADDRESS) break; /* a real failure, not a race */
   }
-  return xm__fail_os(XM_E_SYSTEM_CALL, (int)e, pl->guard ? "MapViewOfFileEx / VirtualAlloc" : "MapViewOfFileEx");
+  return xm__fail_os(XM_E_SYSTEM_CALL, (int)e, call);
 }
 
 /* SeLockMemoryPrivilege must be held and enabled for SEC_LARGE_PAGES. */
@@ -147,6 +152,9 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
   const size_t page = xm__page_size(), gran = xm__granularity();
   const bool write = (req->prot & XM_PROT_WRITE) != 0;
   const bool copy = (req->flags & XM__OPT_PRIVATE) && write;
+  /* What the view (and a section of our own) is made with; the pages then get req->prot. */
+  const xm_prot view_prot = xm__win_view_prot(req->prot, (req->flags & XM__OPT_EXEC_LATER) != 0);
+  const bool exec = (view_prot & XM_PROT_EXEC) != 0;
   const bool own_section = req->source == XM__SOURCE_ANON || req->source == XM__SOURCE_FILE;
   /* Bytes to map: exactly what was asked (the OS maps whole pages), so that a file section does
      not reach past offset + size and grow the file further than asked. */
@@ -188,7 +196,8 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
   pl.guard = req->guard_size ? xm__win_round_up(req->guard_size, gran) : 0;
   /* A PROT_NONE view is mapped readable, then made PAGE_NOACCESS; Windows has no write-only
      pages, so a write-only view is read-write (the checked accessors still refuse reads). */
-  pl.access = copy ? FILE_MAP_COPY : write ? FILE_MAP_WRITE : FILE_MAP_READ;
+  pl.access = xm__win_view_access(view_prot, copy);
+  pl.map_call = exec ? "MapViewOfFileEx(FILE_MAP_EXECUTE)" XM__WIN_EXEC_RIGHTS : "MapViewOfFileEx";
   if (section_flags & SEC_LARGE_PAGES) pl.access |= 0x20000000; /* FILE_MAP_LARGE_PAGES */
 
   HANDLE file = NULL;
@@ -201,18 +210,20 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
                       (unsigned long long)req->offset, size);
     int rc = xm__win_duplicate(req->descriptor, &file); /* ours for the mapping's life: the caller may close theirs */
     if (rc) return rc;
-    DWORD protect = copy ? PAGE_WRITECOPY : write ? PAGE_READWRITE : PAGE_READONLY;
-    pl.section = xm__win_create_section(file, protect, req->offset + size);
+    pl.section = xm__win_create_section(file, xm__win_page_protection(view_prot, copy), req->offset + size);
     if (!pl.section) {
       DWORD e = GetLastError();
       xm__win_close(file);
-      return xm__fail_os(XM_E_SYSTEM_CALL, (int)e, "CreateFileMappingW");
+      return xm__fail_os(XM_E_SYSTEM_CALL, (int)e,
+                         exec ? "CreateFileMappingW(PAGE_EXECUTE_*), which needs a file handle with FILE_EXECUTE"
+                              : "CreateFileMappingW");
     }
     view_flags |= XM__WV_FILE | ((write && !copy) ? XM__WV_FLUSH_FILE : 0);
   } else if (req->source == XM__SOURCE_ANON) {
-    /* Pagefile-backed, with the builder's protection (a read-only one stays zeros). */
+    /* Pagefile-backed, with the builder's protection (a read-only one stays zeros); executable
+       (PAGE_EXECUTE_READWRITE when writable) when asked or when it may be made executable later. */
     pl.section =
-        xm__win_create_section(INVALID_HANDLE_VALUE, (write ? PAGE_READWRITE : PAGE_READONLY) | section_flags, size);
+        xm__win_create_section(INVALID_HANDLE_VALUE, xm__win_page_protection(view_prot, false) | section_flags, size);
     if (!pl.section) return xm__win_fail_last("CreateFileMappingW");
   } else {
     pl.section = req->descriptor; /* the caller's (or the xm_shm's) section: never closed here */
@@ -241,16 +252,16 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
     v.reservation_size = v.size;
   }
 
-  if (req->prot == XM_PROT_NONE) {
+  const DWORD want = xm__win_page_protection(req->prot, copy);
+  if (want != xm__win_page_protection(view_prot, copy)) { /* PROT_NONE, execute-only, exec later */
     DWORD old;
-    if (xm__win_injected() || !VirtualProtect(p, v.size, PAGE_NOACCESS, &old)) {
+    if (xm__win_injected() || !VirtualProtect(p, v.size, want, &old)) {
       int status = xm__win_fail_last("VirtualProtect");
       xm__os_unmap(&v);
       return status;
     }
-  } else if (req->flags & XM__OPT_POPULATE) {
-    prefetch(p, v.size);
   }
+  if (req->prot != XM_PROT_NONE && (req->flags & XM__OPT_POPULATE)) prefetch(p, v.size);
   /* XM__OPT_DONTDUMP has no Windows equivalent for a view (minidumps leave mapped views out
      unless asked for full memory); the option is accepted and changes nothing. */
   *view = v;
@@ -296,14 +307,30 @@ int xm__os_sync(const struct xm__os_view *view, void *addr, size_t len, xm_sync 
   return XM_OK;
 }
 
-static DWORD page_protection(const struct xm__os_view *view, xm_prot prot) {
-  if (prot & XM_PROT_WRITE) return (view && (view->flags & XM__WV_COPY)) ? PAGE_WRITECOPY : PAGE_READWRITE;
-  return (prot & XM_PROT_READ) ? PAGE_READONLY : PAGE_NOACCESS;
+DWORD xm__win_page_protection(xm_prot prot, bool copy) {
+  DWORD p = (prot & XM_PROT_WRITE)  ? (copy ? PAGE_WRITECOPY : PAGE_READWRITE)
+            : (prot & XM_PROT_READ) ? PAGE_READONLY
+                                    : PAGE_NOACCESS;
+  /* PAGE_EXECUTE, _READ, _READWRITE and _WRITECOPY are the four above shifted by 4 bits */
+  return (prot & XM_PROT_EXEC) ? p << 4 : p;
 }
 
+xm_prot xm__win_view_prot(xm_prot prot, bool exec_later) {
+  xm_prot p = (prot & XM_PROT_WRITE) ? XM_PROT_READ_WRITE : XM_PROT_READ;
+  return (exec_later || (prot & XM_PROT_EXEC)) ? p | XM_PROT_EXEC : p;
+}
+
+DWORD xm__win_view_access(xm_prot view_prot, bool copy) {
+  DWORD a = (view_prot & XM_PROT_WRITE) ? (copy ? FILE_MAP_COPY : FILE_MAP_WRITE) : FILE_MAP_READ;
+  return (view_prot & XM_PROT_EXEC) ? a | FILE_MAP_EXECUTE : a;
+}
+
+/* Execute needs a view mapped with execute rights: the front end never raises a protection above
+   the one built, and a view built executable or exec-later has them. */
 int xm__os_protect(const struct xm__os_view *view, void *addr, size_t len, xm_prot prot) {
   DWORD old;
-  if (xm__win_injected() || !VirtualProtect(addr, len, page_protection(view, prot), &old))
+  const bool copy = view && (view->flags & XM__WV_COPY);
+  if (xm__win_injected() || !VirtualProtect(addr, len, xm__win_page_protection(prot, copy), &old))
     return xm__win_fail_last("VirtualProtect");
   return XM_OK;
 }

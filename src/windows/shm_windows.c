@@ -1,5 +1,6 @@
 /* The Windows back end's handles and shared memory: duplicates, sections and their sizes, and
-   pagefile-backed sections as shared-memory objects (which have no seals). */
+   pagefile-backed sections as shared-memory objects (which have no seals; executable only when
+   made so). */
 #include "win.h"
 
 int xm__win_duplicate(HANDLE h, HANDLE *out) {
@@ -18,6 +19,11 @@ HANDLE xm__win_create_section(HANDLE file, DWORD protect, uint64_t max_size) {
   HANDLE h = CreateFileMappingW(file, NULL, protect, (DWORD)(max_size >> 32), (DWORD)max_size, NULL);
   if (h) xm__test_handle_opened(h);
   return h;
+}
+
+HANDLE xm__win_create_memory_section(uint64_t size, bool exec) {
+  return xm__win_create_section(INVALID_HANDLE_VALUE, (exec ? PAGE_EXECUTE_READWRITE : PAGE_READWRITE) | SEC_COMMIT,
+                                size);
 }
 
 int xm__os_check_descriptor(enum xm__source source, xm_descriptor d) {
@@ -68,12 +74,12 @@ int xm__os_dup(xm_descriptor d, xm_descriptor *out) { return xm__win_duplicate(d
 
 void xm__os_close(xm_descriptor d) { xm__win_close(d); }
 
-int xm__os_shm_create(const char *name, uint64_t size, xm_descriptor *out) {
+int xm__os_shm_create(const char *name, uint64_t size, unsigned flags, xm_descriptor *out) {
   /* Unnamed: a name would put the section in a session-wide namespace where others can open it. */
   (void)name;
-  /* PAGE_READWRITE (never execute), committed so every holder's views are usable as they are;
-     size 0 is refused by the OS. */
-  HANDLE h = xm__win_create_section(INVALID_HANDLE_VALUE, PAGE_READWRITE | SEC_COMMIT, size);
+  /* Executable only with XM_SHM_EXEC: a view with FILE_MAP_EXECUTE of a section without execute
+     rights is refused by the OS (ERROR_ACCESS_DENIED). Size 0 is refused by the OS too. */
+  HANDLE h = xm__win_create_memory_section(size, (flags & XM_SHM_EXEC) != 0);
   if (!h) return xm__win_fail_last("CreateFileMappingW");
   *out = h;
   return XM_OK;

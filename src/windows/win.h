@@ -87,10 +87,30 @@ static inline void xm__win_close(HANDLE h) {
 int xm__win_duplicate(HANDLE h, HANDLE *out);
 /* A new non-inheritable section (CreateFileMappingW), or NULL with GetLastError() set. */
 HANDLE xm__win_create_section(HANDLE file, DWORD protect, uint64_t max_size);
+/* A new pagefile-backed section, PAGE_READWRITE (exec: PAGE_EXECUTE_READWRITE) and committed so
+   that every holder's views are usable as they are, or NULL with GetLastError() set. */
+HANDLE xm__win_create_memory_section(uint64_t size, bool exec);
 
-/* ---- address space (map_windows.c) ----------------------------------------------------------- */
+/* ---- address space and protections (map_windows.c) ------------------------------------------- */
 /* VirtualAlloc(MEM_RESERVE, PAGE_NOACCESS) at at (NULL: anywhere), or NULL with GetLastError(). */
 void *xm__win_reserve(void *at, size_t size);
+
+/* The FILE_MAP_* access a view is mapped with caps what VirtualProtect may grant its pages later,
+   and the pages start with the protection that access implies. So a view is mapped with
+   xm__win_view_prot(prot) and then changed to xm__win_page_protection(prot) where the two differ:
+   PROT_NONE, execute-only, and exec-later views, which start as asked (read-write). Execute rights
+   come from the section (created PAGE_EXECUTE_*) and from the handle (SECTION_MAP_EXECUTE): where
+   either lacks them the OS refuses the view with ERROR_ACCESS_DENIED (a file section: the file
+   handle needs FILE_EXECUTE), recorded as XM_E_SYSTEM_CALL with that error and a call name that
+   says execute rights were asked for, as a handle without write access is. */
+#define XM__WIN_EXEC_RIGHTS ", which needs a section and handle with execute rights" /* after a call's name */
+/* The page protection for prot; copy: of a copy-on-write view. PAGE_EXECUTE_* for XM_PROT_EXEC. */
+DWORD xm__win_page_protection(xm_prot prot, bool copy);
+/* What a view for prot is mapped with: readable always (Windows maps no view without reads),
+   writable when prot is, executable when prot is or when exec_later. */
+xm_prot xm__win_view_prot(xm_prot prot, bool exec_later);
+/* The FILE_MAP_* access of a view whose pages start as xm__win_page_protection(view_prot, copy). */
+DWORD xm__win_view_access(xm_prot view_prot, bool copy);
 
 /* ---- arena (arena_windows.c, arena_placeholders_windows.c, arena_split_windows.c) ------------ */
 #ifndef MEM_RESERVE_PLACEHOLDER
@@ -113,9 +133,9 @@ void xm__win_arena_walk(uintptr_t from, uintptr_t to, void (*fn)(void *allocatio
 /* Unmaps every view and releases every reservation or placeholder in [from, to). */
 void xm__win_arena_free(uintptr_t from, uintptr_t to);
 /* Maps a piece's view at addr from its backing's handle (placeholders: replacing the placeholder
-   that is exactly there) and makes a PROT_NONE one inaccessible. ERROR_SUCCESS or the OS error;
-   on failure the address range is as before. */
-DWORD xm__win_arena_map_piece(bool placeholders, uintptr_t addr, const struct xm__arena_piece *q);
+   that is exactly there) with the piece's protection. ERROR_SUCCESS, or the OS error with *call
+   naming the call that failed; on failure the address range is as before. */
+DWORD xm__win_arena_map_piece(bool placeholders, uintptr_t addr, const struct xm__arena_piece *q, const char **call);
 /* xm__arena_piece.os_flags of a piece just mapped. */
 unsigned xm__win_arena_view_flags(const struct xm__arena_piece *q);
 /* Records the first failure of an arena change only: later ones (cleaning up) keep it. */
