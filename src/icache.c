@@ -1,5 +1,8 @@
-/* Instruction-cache synchronisation: the OS call where the kernel offers one (src/os.h), else the
-   arch unit's sequence (src/arch.h), else the compiler's builtin; chosen once. */
+/* Instruction-cache synchronisation: nothing on coherent CPUs, else the OS call where the kernel
+   offers one (src/os.h), else the arch unit's sequence (src/arch.h), else the compiler's builtin;
+   chosen once. */
+#include <string.h>
+
 #include "arch.h"
 #include "internal.h"
 
@@ -7,15 +10,19 @@ static atomic_int state;
 static struct xm__icache_unit unit; /* sync NULL: use the OS call, or the builtin when method is "builtin" */
 static bool use_os;
 
+/* A CPU whose instruction fetch is coherent with stores needs nothing, not even a kernel call
+   (Windows' FlushInstructionCache is a system call that does nothing on x86); elsewhere the OS's
+   call where it has one, else the arch unit's sequence, else the builtin. */
 static void choose(void) {
+  xm__arch_icache_unit(&unit);
+  if (unit.method && strcmp(unit.method, "coherent") == 0) return;
   const char *os = xm__os_icache_method();
   if (os) {
     unit.method = os;
     use_os = true;
-    return;
+  } else if (!unit.sync) {
+    unit.method = "builtin";
   }
-  xm__arch_icache_unit(&unit);
-  if (!unit.sync) unit.method = "builtin";
 }
 
 const char *xm_icache_method(void) {
