@@ -55,9 +55,10 @@ struct raw_view {
 struct bench {
   size_t param;
   xm_mapping *m;
-  unsigned char *base; /* xm_mapping_ptr(m) */
-  unsigned char *buf;  /* a caller buffer */
-  struct raw_view raw; /* a raw FILE_SIZE mapping of the file, for the msync baseline */
+  unsigned char *base;      /* xm_mapping_ptr(m) */
+  unsigned char *buf;       /* a caller buffer: buf_block, or the first page boundary in it */
+  unsigned char *buf_block; /* what malloc returned */
+  struct raw_view raw;      /* a raw FILE_SIZE mapping of the file, for the msync baseline */
   uint32_t offsets[N_OFFSETS];
   tool_file file;
   bool have_file;

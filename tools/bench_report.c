@@ -58,7 +58,7 @@ static double ratio_of(const struct result *r) {
   return r->median / r->baseline;
 }
 
-/* "met", "missed" or "" (no goal or no figure). */
+/* "met", "missed", "tracked" (a figure without a goal) or "" (no figure). */
 static const char *goal_state(const struct workload *w, const struct result *r) {
   double ratio = ratio_of(r);
   switch (w->goal) {
@@ -67,7 +67,7 @@ static const char *goal_state(const struct workload *w, const struct result *r) 
   case GOAL_FAULTS:
     if (r->failed || r->not_available || r->no_baseline || r->faults != r->faults) return "";
     return r->faults <= r->baseline_faults + 0.5 ? "met" : "missed";
-  case GOAL_NONE: return "";
+  case GOAL_NONE: return r->failed || r->not_available ? "" : "tracked";
   }
   return "";
 }
@@ -190,7 +190,7 @@ static void print_text(const struct bench_options *o, const struct env *e, const
       else
         tool_format(goal, sizeof goal, "faults/iter <= the baseline's");
       break;
-    case GOAL_NONE: goal[0] = '\0'; break;
+    case GOAL_NONE: tool_format(goal, sizeof goal, "none: %s must not grow", unit_names[w->unit]); break;
     }
     printf("  %-34s %-44s %s\n", w->name, goal, state[0] ? state : r->no_baseline ? "no baseline here" : "n/a");
     if (r->no_baseline && r->note[0]) printf("  %-34s (%s)\n", "", r->note);
