@@ -11,11 +11,16 @@
    issues the barrier that makes the cleaning complete before later memory accesses. */
 typedef void (*xm__clean_lines_fn)(uintptr_t first, uintptr_t end, size_t line);
 
+/* How every clean loop (src/arch/<arch>_clean.h) walks its lines: p = first, first + line, ...
+   until it reaches end, compared with != so that end may be 0. */
+#define XM__FOR_EACH_LINE(p, first, end, line)                                                                         \
+  for (uintptr_t p = (first), p##_done_ = 0; !p##_done_; p##_done_ = ((p += (line)) == (end)))
+
 struct xm__flush_unit {
-  const char *method;      /* xm_flush_method(): "clwb", "dc cvac", ..., "none" */
-  const char *unsupported; /* NULL, or why user space cannot clean to the point of coherency */
-  size_t line;             /* the architecture's own flush granule; 0 when it reports none */
-  const char *line_source; /* where line came from ("cpuid", "ctr_el0", "hwprobe") */
+  const char *method;       /* xm_flush_method(): "clwb", "dc cvac", ..., "none" */
+  const char *unsupported;  /* NULL, or why user space cannot clean to the point of coherency */
+  size_t line;              /* the architecture's own flush granule; 0 when it reports none */
+  const char *line_source;  /* where line came from ("cpuid", "ctr_el0", "hwprobe") */
   xm__clean_lines_fn clean; /* NULL exactly when unsupported is set */
 };
 

@@ -6,11 +6,6 @@
 
 #include "tool.h"
 
-#ifdef _WIN32
-#define WIN32_LEAN_AND_MEAN
-#include <windows.h>
-#endif
-
 static const char usage_text[] =
     "usage: xmmap <command> [options]\n"
     "\n"
@@ -31,6 +26,14 @@ static const char usage_text[] =
     "  0  success\n"
     "  1  a selftest check or a benchmark failed\n"
     "  2  usage error (unknown command or option)\n";
+
+void tool_format(char *buf, size_t len, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, len, fmt, ap);
+  va_end(ap);
+  if (n < 0 && len) buf[0] = '\0';
+}
 
 bool tool_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0; }
 
@@ -66,10 +69,7 @@ static const struct command *find_command(const char *name) {
 }
 
 int main(int argc, char **argv) {
-#ifdef _WIN32
-  /* The checklist marks are UTF-8; a Windows console shows them only in the UTF-8 code page. */
-  SetConsoleOutputCP(CP_UTF8);
-#endif
+  tool_console_init();
   if (argc < 2) return tool_usage_error(NULL, "missing command");
   const char *name = argv[1];
   if (tool_is_help(name)) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "arch.h"
+#include "riscv64_clean.h"
 
 /* From the kernel's uapi <asm/hwprobe.h>, which older distributions' headers lack. */
 #define XM__NR_RISCV_HWPROBE 258
@@ -18,20 +19,6 @@ struct xm__hwprobe_pair {
   int64_t key; /* set to -1 by the kernel when it does not know the key */
   uint64_t value;
 };
-
-/* cbo.clean rs1 is MISC-MEM (0x0f), funct3 2, rd x0, imm 1; emitted with .insn because the
-   assembler only knows the mnemonic with a Zicbom -march. Loops compare with != so that end may
-   be 0 when the range ends at the top of the address space. */
-static void clean_cbo_clean(uintptr_t first, uintptr_t end, size_t line) {
-  uintptr_t p = first;
-  do {
-    __asm__ volatile(".insn i 0x0f, 2, x0, %0, 1" : : "r"(p) : "memory");
-    p += line;
-  } while (p != end);
-  /* Cache-block operations are ordered by FENCE like stores; the I/O bits also order them before
-     later device accesses (a doorbell), since the reader may be a device. */
-  __asm__ volatile("fence iorw, iorw" : : : "memory");
-}
 
 static void set_unsupported(struct xm__flush_unit *unit, const char *why) {
   unit->method = "none";
@@ -62,8 +49,7 @@ void xm__arch_flush_unit(struct xm__flush_unit *unit) {
     return;
   }
   uint64_t block = pairs[1].value;
-  if (pairs[1].key != XM__HWPROBE_KEY_ZICBOM_BLOCK_SIZE || block == 0 || (block & (block - 1)) != 0 ||
-      block > 4096) {
+  if (pairs[1].key != XM__HWPROBE_KEY_ZICBOM_BLOCK_SIZE || block == 0 || (block & (block - 1)) != 0 || block > 4096) {
     set_unsupported(unit, "riscv_hwprobe reports Zicbom but no usable Zicbom block size");
     return;
   }
@@ -71,7 +57,7 @@ void xm__arch_flush_unit(struct xm__flush_unit *unit) {
   unit->unsupported = NULL;
   unit->line = (size_t)block;
   unit->line_source = "hwprobe";
-  unit->clean = clean_cbo_clean;
+  unit->clean = xm__clean_cbo_clean;
 }
 
 /* Instruction cache: nothing user space can do alone here; fence.i reaches only this hart: the kernel's riscv_flush_icache call (src/posix) reaches all. */

@@ -5,60 +5,13 @@
 #include <string.h>
 
 #include "arch.h"
+#include "x86_clean.h"
 
 /* CPUID bits, spelled out so that older <cpuid.h> headers (which lack some names) still work. */
 #define XM__CPUID1_EDX_CLFSH (1u << 19)
 #define XM__CPUID1_EDX_SSE2 (1u << 26)
 #define XM__CPUID7_EBX_CLFLUSHOPT (1u << 23)
 #define XM__CPUID7_EBX_CLWB (1u << 24)
-
-/* The instructions are emitted by encoding so that no -mclwb / -mclflushopt flag (which would let
-   the compiler use those extensions anywhere) and no recent assembler is needed:
-   clflushopt = 66 0F AE /7 (clflush with a 66 prefix), clwb = 66 0F AE /6 (xsaveopt with a 66
-   prefix). The "memory" clobber keeps every earlier store to the line ahead of its flush even
-   after inlining. Loops run first, first + line, ... until they reach end; comparing with !=
-   lets end be 0 when the range ends at the very top of the address space. */
-static void clean_clwb(uintptr_t first, uintptr_t end, size_t line) {
-  uintptr_t p = first;
-  do {
-    __asm__ volatile(".byte 0x66; xsaveopt %0" : : "m"(*(const volatile char *)p) : "memory");
-    p += line;
-  } while (p != end);
-  /* clwb and clflushopt are weakly ordered: sfence orders them before later stores. */
-  __asm__ volatile("sfence" : : : "memory");
-}
-
-static void clean_clflushopt(uintptr_t first, uintptr_t end, size_t line) {
-  uintptr_t p = first;
-  do {
-    __asm__ volatile(".byte 0x66; clflush %0" : : "m"(*(const volatile char *)p) : "memory");
-    p += line;
-  } while (p != end);
-  __asm__ volatile("sfence" : : : "memory");
-}
-
-/* clflush is ordered with stores already; mfence also orders it before later loads. */
-static void clean_clflush(uintptr_t first, uintptr_t end, size_t line) {
-  uintptr_t p = first;
-  do {
-    __asm__ volatile("clflush %0" : : "m"(*(const volatile char *)p) : "memory");
-    p += line;
-  } while (p != end);
-  __asm__ volatile("mfence" : : : "memory");
-}
-
-#if defined(__i386__)
-/* A 32-bit CPU with CLFLUSH but without SSE2 has no mfence: a locked read-modify-write is the
-   full barrier that clflush is also ordered by. */
-static void clean_clflush_locked(uintptr_t first, uintptr_t end, size_t line) {
-  uintptr_t p = first;
-  do {
-    __asm__ volatile("clflush %0" : : "m"(*(const volatile char *)p) : "memory");
-    p += line;
-  } while (p != end);
-  __asm__ volatile("lock; orl $0, (%%esp)" : : : "memory", "cc");
-}
-#endif
 
 static void set_unsupported(struct xm__flush_unit *unit, const char *why) {
   unit->method = "none";
@@ -93,7 +46,7 @@ void xm__arch_flush_unit(struct xm__flush_unit *unit) {
         return;
       }
       unit->method = "clwb";
-      unit->clean = clean_clwb;
+      unit->clean = xm__clean_clwb;
     } else if (strcmp(want, "clflushopt") == 0) {
       if (!has_clflushopt) {
         set_unsupported(unit, "XMMAP_FLUSH=clflushopt forces CLFLUSHOPT, which this CPU does not have "
@@ -101,7 +54,7 @@ void xm__arch_flush_unit(struct xm__flush_unit *unit) {
         return;
       }
       unit->method = "clflushopt";
-      unit->clean = clean_clflushopt;
+      unit->clean = xm__clean_clflushopt;
     } else if (strcmp(want, "clflush") == 0) {
       if (!has_clflush) {
         set_unsupported(unit, "XMMAP_FLUSH=clflush forces CLFLUSH, which this CPU does not have "
@@ -109,27 +62,27 @@ void xm__arch_flush_unit(struct xm__flush_unit *unit) {
         return;
       }
       unit->method = "clflush";
-      unit->clean = clean_clflush;
+      unit->clean = xm__clean_clflush;
     } else {
       set_unsupported(unit, "XMMAP_FLUSH must be one of clflush, clflushopt or clwb");
       return;
     }
   } else if (has_clwb) {
     unit->method = "clwb";
-    unit->clean = clean_clwb;
+    unit->clean = xm__clean_clwb;
   } else if (has_clflushopt) {
     unit->method = "clflushopt";
-    unit->clean = clean_clflushopt;
+    unit->clean = xm__clean_clflushopt;
   } else if (has_clflush) {
     unit->method = "clflush";
-    unit->clean = clean_clflush;
+    unit->clean = xm__clean_clflush;
   } else {
     set_unsupported(unit, "this CPU has no CLFLUSH (CPUID.1:EDX[19] is clear)");
     return;
   }
   unit->unsupported = NULL;
 #if defined(__i386__)
-  if (unit->clean == clean_clflush && !has_sse2) unit->clean = clean_clflush_locked;
+  if (unit->clean == xm__clean_clflush && !has_sse2) unit->clean = xm__clean_clflush_locked;
 #else
   (void)has_sse2;
 #endif

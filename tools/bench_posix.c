@@ -1,0 +1,93 @@
+/* `xmmap bench`'s raw baselines on POSIX: the same work as the xmmap side in plain mmap, memfd,
+   msync and munmap calls (bench_windows.c has the same functions). */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+const char *const bench_raw_note = NULL;
+
+int bench_raw_failed(struct bench *b, const char *call) {
+  return bench_fail(b, XM_E_SYSTEM_CALL, "%s failed: %s", call, strerror(errno));
+}
+
+int bench_raw_anon_cycle(struct bench *b, uint64_t iters, double *seconds) {
+  const size_t size = b->param;
+  double t0 = tool_now();
+  for (uint64_t i = 0; i < iters; i++) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return bench_raw_failed(b, "mmap");
+    munmap(p, size);
+  }
+  *seconds = tool_now() - t0;
+  return 0;
+}
+
+int bench_raw_shm_cycle(struct bench *b, uint64_t iters, double *seconds) {
+  const size_t size = b->param;
+  double t0 = tool_now();
+  for (uint64_t i = 0; i < iters; i++) {
+#if defined(__linux__)
+    int fd = memfd_create("xmmap-bench", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return bench_raw_failed(b, "memfd_create");
+#else
+    char name[64];
+    tool_format(name, sizeof name, "/xmmap-bench-%ld", (long)getpid());
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) return bench_raw_failed(b, "shm_open");
+    shm_unlink(name);
+#endif
+    if (ftruncate(fd, (off_t)size) != 0) {
+      close(fd);
+      return bench_raw_failed(b, "ftruncate");
+    }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      close(fd);
+      return bench_raw_failed(b, "mmap");
+    }
+    munmap(p, size);
+    close(fd);
+  }
+  *seconds = tool_now() - t0;
+  return 0;
+}
+
+int bench_raw_map_file(struct bench *b, bool huge_aligned, struct raw_view *v) {
+  memset(v, 0, sizeof *v);
+  if (!huge_aligned) {
+    void *p = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, b->file.d, 0);
+    if (p == MAP_FAILED) return bench_raw_failed(b, "mmap");
+    v->addr = p;
+    v->release_addr = p;
+    v->release_len = FILE_SIZE;
+    return 0;
+  }
+  /* 2 MiB-aligned: reserve, then map the file over the aligned part. */
+  const size_t huge = 2 * MIB, span = FILE_SIZE + huge;
+  void *r = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED) return bench_raw_failed(b, "mmap");
+  uintptr_t at = ((uintptr_t)r + huge - 1) & ~(uintptr_t)(huge - 1);
+  void *p = mmap((void *)at, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, b->file.d, 0);
+  if (p == MAP_FAILED) {
+    int rc = bench_raw_failed(b, "mmap");
+    munmap(r, span);
+    return rc;
+  }
+  v->addr = p;
+  v->release_addr = r;
+  v->release_len = span;
+  return 0;
+}
+
+int bench_raw_sync(struct bench *b, const struct raw_view *v) {
+  return msync(v->addr, FILE_SIZE, MS_SYNC) == 0 ? 0 : bench_raw_failed(b, "msync");
+}
+
+void bench_raw_unmap(struct raw_view *v) {
+  munmap(v->release_addr, v->release_len);
+  memset(v, 0, sizeof *v);
+}

@@ -1,0 +1,71 @@
+/* `xmmap bench`'s raw baselines on Windows: the same work as the xmmap side in plain
+   CreateFileMapping, MapViewOfFile, FlushViewOfFile and UnmapViewOfFile calls (bench_posix.c has
+   the same functions). */
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#include <string.h>
+
+#include "bench.h"
+
+const char *const bench_raw_note =
+    "note: on Windows the file baseline is a plain MapViewOfFile view (64 KiB-aligned; Windows has no\n"
+    "transparent huge pages for files).";
+
+int bench_raw_failed(struct bench *b, const char *call) {
+  return bench_fail(b, XM_E_SYSTEM_CALL, "%s failed (error %lu)", call, (unsigned long)GetLastError());
+}
+
+/* A read-write view of a new section of file (NULL: the pagefile); nothing left open when either
+   call fails (message in b->error). */
+static int raw_map(struct bench *b, HANDLE file, size_t size, struct raw_view *v) {
+  memset(v, 0, sizeof *v);
+  HANDLE section = CreateFileMappingW(file ? file : INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE,
+                                      (DWORD)((uint64_t)size >> 32), (DWORD)size, NULL);
+  if (!section) return bench_raw_failed(b, "CreateFileMapping");
+  void *p = MapViewOfFile(section, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, size);
+  if (!p) {
+    int rc = bench_raw_failed(b, "MapViewOfFile");
+    CloseHandle(section);
+    return rc;
+  }
+  v->addr = p;
+  v->release_addr = p;
+  v->release_len = size;
+  v->section = section;
+  return 0;
+}
+
+void bench_raw_unmap(struct raw_view *v) {
+  UnmapViewOfFile(v->release_addr);
+  CloseHandle(v->section);
+  memset(v, 0, sizeof *v);
+}
+
+int bench_raw_anon_cycle(struct bench *b, uint64_t iters, double *seconds) {
+  double t0 = tool_now();
+  for (uint64_t i = 0; i < iters; i++) {
+    struct raw_view v;
+    int rc = raw_map(b, NULL, b->param, &v);
+    if (rc) return rc;
+    bench_raw_unmap(&v);
+  }
+  *seconds = tool_now() - t0;
+  return 0;
+}
+
+/* A pagefile-backed section is Windows' shared memory. */
+int bench_raw_shm_cycle(struct bench *b, uint64_t iters, double *seconds) {
+  return bench_raw_anon_cycle(b, iters, seconds);
+}
+
+/* Windows places file views on 64 KiB and backs them with small pages: huge_aligned changes
+   nothing. */
+int bench_raw_map_file(struct bench *b, bool huge_aligned, struct raw_view *v) {
+  (void)huge_aligned;
+  return raw_map(b, b->file.d, FILE_SIZE, v);
+}
+
+int bench_raw_sync(struct bench *b, const struct raw_view *v) {
+  if (FlushViewOfFile(v->addr, FILE_SIZE) && FlushFileBuffers(b->file.d)) return 0;
+  return bench_raw_failed(b, "FlushViewOfFile/FlushFileBuffers");
+}

@@ -1,0 +1,262 @@
+/* The probes behind `xmmap info` and `xmmap selftest`: each tries one optional feature the
+   cheapest way it can and says whether this system offers it, how, or why not. */
+#include <string.h>
+
+#include "probes.h"
+
+void tool_found(struct tool_finding *f, enum tool_probe_state state, const char *detail) {
+  f->state = state;
+  tool_format(f->detail, sizeof f->detail, "%s", detail ? detail : "");
+}
+
+/* A status as a finding: XM_OK is "yes, how"; the library's "not here" answers (not implemented,
+   or an OS that does not know the request) are absent; anything else is a defect. The library's
+   message says why. */
+static void settle(struct tool_finding *f, int rc, const char *how) {
+  if (rc == XM_OK)
+    tool_found(f, TOOL_PROBE_YES, how);
+  else if (rc == XM_E_NOT_IMPLEMENTED || (rc == XM_E_SYSTEM_CALL && tool_os_error_unsupported(xm_os_error())))
+    tool_found(f, TOOL_PROBE_ABSENT, xm_errmsg());
+  else
+    tool_found(f, TOOL_PROBE_BROKEN, xm_errmsg());
+}
+
+/* Like settle, but rc is this system's configuration (a limit, an empty pool), not a defect. */
+static void settle_configured(struct tool_finding *f, int rc, bool configured, const char *why, const char *how) {
+  if (rc != XM_OK && configured) {
+    char d[sizeof f->detail];
+    tool_format(d, sizeof d, "%s: %s", why, xm_errmsg());
+    tool_found(f, TOOL_PROBE_ABSENT, d);
+    return;
+  }
+  settle(f, rc, how);
+}
+
+static xm_mapping *scratch(size_t size) {
+  xm_builder b = xm_builder_new(size);
+  xm_mapping *m = NULL;
+  return xm_builder_build(&b, &m) == XM_OK ? m : NULL;
+}
+
+static int build_and_free(xm_builder *b) {
+  xm_mapping *m = NULL;
+  int rc = xm_builder_build(b, &m);
+  xm_mapping_free(m);
+  return rc;
+}
+
+/* ---- shared memory --------------------------------------------------------------------------- */
+static void probe_shm(struct tool_finding *f) {
+  xm_shm *s = NULL;
+  int rc = xm_shm_new("xmmap-info", xm_page_size(), &s);
+  unsigned seals = 0;
+  bool sealable = rc == XM_OK && xm_shm_get_seals(s, &seals) == XM_OK;
+  settle(f, rc, sealable ? tool_os_words.shm_with_seals : tool_os_words.shm_without_seals);
+  xm_shm_free(s);
+}
+
+static void probe_seals(struct tool_finding *f) {
+  xm_shm *s = NULL;
+  if (xm_shm_new("xmmap-info", xm_page_size(), &s) != XM_OK) {
+    tool_found(f, TOOL_PROBE_ABSENT, "no shared memory");
+    return;
+  }
+  unsigned current = 0;
+  int rc = xm_shm_get_seals(s, &current);
+  char d[64];
+  tool_format(d, sizeof d, "memfd seals (new object: 0x%x)", current);
+  settle(f, rc, d);
+  xm_shm_free(s);
+}
+
+/* ---- building mappings ----------------------------------------------------------------------- */
+static void probe_huge_pages(struct tool_finding *f) {
+  xm_builder b = xm_builder_new((size_t)2 << 20);
+  xm_builder_huge_pages(&b, 0);
+  int rc = build_and_free(&b);
+  /* No huge pages reserved (hugetlb pool empty, no SeLockMemoryPrivilege) is this system's
+     configuration, not a defect. */
+  settle_configured(f, rc, rc == XM_E_SYSTEM_CALL, "no huge pages available here",
+                    "2 MiB mapping with the default huge page size");
+}
+
+static void probe_fixed_noreplace(struct tool_finding *f) {
+  const size_t size = xm_allocation_granularity();
+  xm_mapping *taken = scratch(size), *m = NULL;
+  if (!taken) {
+    settle(f, XM_E_SYSTEM_CALL, NULL);
+    return;
+  }
+  xm_builder b = xm_builder_new(size);
+  xm_builder_fixed_noreplace(&b, xm_mapping_ptr(taken));
+  int rc = xm_builder_build(&b, &m);
+  if (rc == XM_E_EXISTS) {
+    /* The occupied range was refused; now the same address once it is free. */
+    void *addr = xm_mapping_ptr(taken);
+    xm_mapping_free(taken);
+    taken = NULL;
+    xm_builder_fixed_noreplace(&b, addr);
+    rc = xm_builder_build(&b, &m);
+    if (rc == XM_OK && xm_mapping_ptr(m) != addr)
+      tool_found(f, TOOL_PROBE_BROKEN, "the mapping did not land at the requested address");
+    else
+      settle(f, rc, "an occupied range is refused, a free one is taken exactly");
+  } else if (rc == XM_OK) {
+    tool_found(f, TOOL_PROBE_BROKEN, "an occupied range was not refused");
+  } else {
+    settle(f, rc, NULL);
+  }
+  xm_mapping_free(m);
+  xm_mapping_free(taken);
+}
+
+static void probe_arena(struct tool_finding *f) {
+  const size_t g = xm_allocation_granularity();
+  xm_arena *a = NULL;
+  int rc = xm_arena_new(2 * g, &a);
+  if (rc == XM_OK) rc = xm_arena_add_anon(a, 0, g, XM_PROT_READ_WRITE);
+  if (rc == XM_OK) rc = xm_arena_remove(a, 0, g);
+  settle(f, rc, xm_arena_strategy());
+  xm_arena_free(a);
+}
+
+static void probe_unaligned_offset(struct tool_finding *f) {
+  xm_shm *s = NULL;
+  int rc = xm_shm_new("xmmap-info", 2 * xm_allocation_granularity(), &s);
+  if (rc == XM_OK) {
+    xm_builder b = xm_builder_new(64);
+    xm_builder_from_shm(&b, s);
+    xm_builder_offset(&b, xm_allocation_granularity() + 1);
+    rc = build_and_free(&b);
+  }
+  xm_shm_free(s);
+  settle_configured(f, rc, rc == XM_E_INVALID_OFFSET, "unaligned offsets are not supported by this build",
+                    "mapped from the boundary below, pointer adjusted");
+}
+
+static void probe_private(struct tool_finding *f) {
+  xm_builder b = xm_builder_new(xm_page_size());
+  xm_builder_private(&b);
+  settle(f, build_and_free(&b), "copy-on-write (MAP_PRIVATE / FILE_MAP_COPY)");
+}
+
+static void probe_guard_pages(struct tool_finding *f) {
+  xm_builder b = xm_builder_new(xm_page_size());
+  xm_builder_guard_pages(&b, 1);
+  settle(f, build_and_free(&b), "inaccessible pages before and after");
+}
+
+/* ---- what a mapping can do ------------------------------------------------------------------- */
+/* Runs op on a fresh anonymous mapping of size bytes. */
+static int on_scratch(size_t size, int (*op)(xm_mapping *m)) {
+  xm_mapping *m = scratch(size);
+  if (!m) return XM_E_SYSTEM_CALL;
+  int rc = op(m);
+  xm_mapping_free(m);
+  return rc;
+}
+
+static int populate_write(xm_mapping *m) { return xm_mapping_advise(m, 0, xm_page_size(), XM_ADVICE_POPULATE_WRITE); }
+static void probe_populate_write(struct tool_finding *f) {
+  settle(f, on_scratch(xm_page_size(), populate_write), "madvise(MADV_POPULATE_WRITE)");
+}
+
+static void probe_thp(struct tool_finding *f) {
+  char mode[64], d[96];
+  tool_thp_mode(mode, sizeof mode);
+  if (strcmp(mode, "n/a") == 0) {
+    tool_found(f, TOOL_PROBE_NOT_APPLICABLE, tool_os_words.no_thp);
+    return;
+  }
+  tool_format(d, sizeof d, "mode: %s", mode);
+  tool_found(f, strcmp(mode, "never") == 0 ? TOOL_PROBE_ABSENT : TOOL_PROBE_YES, d);
+}
+
+static int prefetch(xm_mapping *m) { return xm_mapping_async_prefetch(m, 0, xm_mapping_size(m)); }
+static void probe_prefetch(struct tool_finding *f) {
+  settle(f, on_scratch(xm_allocation_granularity(), prefetch), tool_os_words.prefetch);
+}
+
+static int lock(xm_mapping *m) {
+  int rc = xm_mapping_lock_on_fault(m, 0, xm_page_size());
+  if (rc == XM_OK) (void)xm_mapping_unlock(m, 0, xm_page_size());
+  return rc;
+}
+static void probe_lock(struct tool_finding *f) {
+  int rc = on_scratch(xm_page_size(), lock);
+  settle_configured(f, rc, rc == XM_E_SYSTEM_CALL && tool_os_error_over_limit(xm_os_error()),
+                    "the locked-memory limit does not allow it here", tool_os_words.lock);
+}
+
+static int protect(xm_mapping *m) {
+  int rc = xm_mapping_protect(m, 0, xm_page_size(), XM_PROT_READ);
+  return rc ? rc : xm_mapping_protect(m, 0, xm_page_size(), XM_PROT_READ_WRITE);
+}
+static void probe_protect(struct tool_finding *f) {
+  settle(f, on_scratch(2 * xm_page_size(), protect), "lower and raise again up to the built protection");
+}
+
+static int sync_modes(xm_mapping *m) {
+  int rc = xm_mapping_sync_range(m, 0, 1, XM_SYNC_ASYNC);
+  return rc ? rc : xm_mapping_sync_range(m, 0, 1, XM_SYNC_SYNC);
+}
+static void probe_sync_modes(struct tool_finding *f) {
+  settle(f, on_scratch(xm_page_size(), sync_modes), "XM_SYNC_ASYNC and XM_SYNC_SYNC");
+}
+
+static void probe_fault_safe(struct tool_finding *f) {
+  const size_t page = xm_page_size();
+  xm_mapping *m = scratch(2 * page);
+  if (!m) {
+    settle(f, XM_E_SYSTEM_CALL, NULL);
+    return;
+  }
+  /* The page is made inaccessible behind the library's back: a page gone from under a mapping. */
+  unsigned char buf[64];
+  size_t copied = 0;
+  unsigned char *second = (unsigned char *)xm_mapping_ptr(m) + page;
+  if (tool_raw_protect(second, page, false) != 0) {
+    tool_found(f, TOOL_PROBE_BROKEN, "could not make a probe page inaccessible");
+  } else {
+    int rc = xm_mapping_read_slice_safe(m, buf, sizeof buf, page, &copied);
+    if (rc == XM_OK)
+      tool_found(f, TOOL_PROBE_BROKEN, "an inaccessible page was read without a fault");
+    else if (rc == XM_E_FAULT)
+      tool_found(f, TOOL_PROBE_YES, "a fault inside the mapping gives XM_E_FAULT");
+    else
+      settle(f, rc, NULL);
+    (void)tool_raw_protect(second, page, true);
+  }
+  xm_mapping_free(m);
+}
+
+/* ---- the table ------------------------------------------------------------------------------- */
+const struct tool_probe tool_probes[] = {
+    {"shared_memory", "shared memory", probe_shm},
+    {"memfd_seals", "memfd + seals", probe_seals},
+    {"madv_populate_write", "MADV_POPULATE_WRITE", probe_populate_write},
+    {"transparent_huge_pages", "transparent huge pages", probe_thp},
+    {"huge_pages", "huge pages", probe_huge_pages},
+    {"fixed_noreplace", "fixed no-replace", probe_fixed_noreplace},
+    {"arena", "arena", probe_arena},
+    {"windows_placeholders", "Windows placeholders", tool_probe_placeholders},
+    {"async_prefetch", "async prefetch", probe_prefetch},
+    {"lock_on_fault", "lock on fault", probe_lock},
+    {"fault_safe_copy", "fault-safe copies", probe_fault_safe},
+    {"unaligned_offsets", "unaligned offsets", probe_unaligned_offset},
+    {"private_mappings", "private mappings", probe_private},
+    {"guard_pages", "guard pages", probe_guard_pages},
+    {"protection_changes", "protection changes", probe_protect},
+    {"sync_modes", "async/sync write-back", probe_sync_modes},
+};
+const size_t tool_probe_count = sizeof tool_probes / sizeof tool_probes[0];
+
+bool tool_probe_run(const char *key, struct tool_finding *f) {
+  for (size_t i = 0; i < tool_probe_count; i++) {
+    if (strcmp(tool_probes[i].key, key) == 0) {
+      tool_probes[i].run(f);
+      return true;
+    }
+  }
+  return false;
+}
