@@ -11,22 +11,26 @@ struct guarded_copy {
   const unsigned char *src;
   uintptr_t mapped; /* the first mapped byte copied (the guarded side) */
   size_t len;
+  size_t chunk; /* bytes per memcpy, aligned on the guarded side: a power of two >= the page, or 0
+                   for the whole copy in one memcpy */
   volatile size_t progress; /* bytes copied; read after a recovered fault */
 };
 
-/* Page by page on the guarded side, so that a fault (always in the page being copied) leaves
-   every earlier byte copied and progress at the start of the faulting page. */
-static void copy_pages(struct xm__fault_guard *g) {
+/* Chunk by chunk on the guarded side: memcpy may copy a chunk's bytes in any order, so after a
+   fault only the chunks before the faulting one are known to be copied, and progress stands at
+   the faulting chunk's start. */
+static void copy_chunks(struct xm__fault_guard *g) {
   struct guarded_copy *c = (struct guarded_copy *)g;
-  const size_t page = xm__page_size();
   while (c->progress < c->len) {
     size_t at = c->progress;
-    size_t chunk = page - (size_t)((c->mapped + at) % page);
-    if (chunk > c->len - at) chunk = c->len - at;
-    memcpy(c->dst + at, c->src + at, chunk);
-    c->progress = at + chunk;
+    size_t n = c->chunk ? c->chunk - (size_t)((c->mapped + at) & (c->chunk - 1)) : c->len - at;
+    if (n > c->len - at) n = c->len - at;
+    memcpy(c->dst + at, c->src + at, n);
+    c->progress = at + n;
   }
 }
+
+
 
 static int safe_slice(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied, bool write) {
   const char *what = write ? "write" : "read";
@@ -52,8 +56,15 @@ static int safe_slice(const xm_mapping *m, void *buf, size_t len, size_t offset,
      ppc64le's do), so a gone page can fault just outside the bytes asked for. */
   c.guard.lo = (uintptr_t)at & ~(uintptr_t)(page - 1);
   c.guard.len = (size_t)((((uintptr_t)at + n - 1) | (page - 1)) - c.guard.lo) + 1;
-  c.guard.run = copy_pages;
+  c.guard.run = copy_chunks;
+  /* One memcpy, as fast as the caller's own; only when it faults is the copy done again page by
+     page (the same bytes again), so that it stops at the start of the faulting page. */
+  c.chunk = 0;
   rc = xm__os_run_guarded(&c.guard);
+  if (rc == XM_E_FAULT) {
+    c.chunk = page;
+    rc = xm__os_run_guarded(&c.guard);
+  }
   if (rc == XM_E_FAULT)
     return xm__fail(XM_E_FAULT, "%s of %zu bytes at offset %zu faulted at offset %zu (%zu bytes copied)", what, n,
                     offset, offset + c.progress, (size_t)c.progress);
