@@ -6,6 +6,7 @@
 #include "internal.h"
 
 struct xm_code {
+  unsigned char *write, *exec; /* the views' first bytes (the same for one view) */
   size_t size;
   const char *strategy;
   xm_mapping *write_view; /* the only view, except for "dual view" */
@@ -14,6 +15,7 @@ struct xm_code {
      its count reaches 0. The mutex serializes begin/end. */
   unsigned *writers;
   struct xm__os_mutex mutex;
+  bool coherent; /* instruction fetch sees stores by itself (x86): end_write has nothing to sync */
 };
 
 static const char *const strategy_names[] = {"dual view", "toggle", "rwx"}; /* best first */
@@ -139,14 +141,15 @@ int xm_code_new(size_t size, unsigned flags, const void *near_addr, xm_code **ou
     return rc; /* the last strategy's failure, recorded */
   }
   c->strategy = strategy_names[which];
+  c->write = xm_mapping_ptr(c->write_view);
+  c->exec = c->exec_view ? xm_mapping_ptr(c->exec_view) : c->write;
+  c->coherent = strcmp(xm_icache_method(), "coherent") == 0;
   *out = c;
   return XM_OK;
 }
 
-void *xm_code_write_ptr(const xm_code *c) { return c ? xm_mapping_ptr(c->write_view) : NULL; }
-void *xm_code_exec_ptr(const xm_code *c) {
-  return c ? xm_mapping_ptr(c->exec_view ? c->exec_view : c->write_view) : NULL;
-}
+void *xm_code_write_ptr(const xm_code *c) { return c ? c->write : NULL; }
+void *xm_code_exec_ptr(const xm_code *c) { return c ? c->exec : NULL; }
 size_t xm_code_size(const xm_code *c) { return c ? c->size : 0; }
 const char *xm_code_strategy(const xm_code *c) { return c ? c->strategy : NULL; }
 
@@ -215,5 +218,9 @@ int xm_code_end_write(xm_code *c, size_t offset, size_t len) {
     rc = end_toggle(c, offset / page, (offset + len - 1) / page);
     if (rc) return rc;
   }
-  return xm_icache_sync((unsigned char *)xm_code_exec_ptr(c) + offset, len);
+  if (c->coherent) {
+    atomic_signal_fence(memory_order_seq_cst); /* the stores that wrote the code come first */
+    return XM_OK;
+  }
+  return xm_icache_sync(c->exec + offset, len);
 }

@@ -9,13 +9,15 @@
 static atomic_int state;
 static struct xm__icache_unit unit; /* sync NULL: use the OS call, or the builtin when method is "builtin" */
 static bool use_os;
+static bool coherent; /* nothing to do at all */
 
 /* A CPU whose instruction fetch is coherent with stores needs nothing, not even a kernel call
    (Windows' FlushInstructionCache is a system call that does nothing on x86); elsewhere the OS's
    call where it has one, else the arch unit's sequence, else the builtin. */
 static void choose(void) {
   xm__arch_icache_unit(&unit);
-  if (unit.method && strcmp(unit.method, "coherent") == 0) return;
+  coherent = unit.method && strcmp(unit.method, "coherent") == 0;
+  if (coherent) return;
   const char *os = xm__os_icache_method();
   if (os) {
     unit.method = os;
@@ -36,6 +38,10 @@ int xm_icache_sync(const void *exec_addr, size_t len) {
   uintptr_t start = (uintptr_t)exec_addr;
   if (start + len < start) return xm__fail_overflow((size_t)start, len);
   xm__once(&state, choose);
+  if (coherent) {
+    atomic_signal_fence(memory_order_seq_cst); /* the stores that wrote the code come first */
+    return XM_OK;
+  }
   if (use_os) return xm__os_icache_sync(exec_addr, len);
   if (unit.sync)
     unit.sync(start, start + len);

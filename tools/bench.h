@@ -64,6 +64,9 @@ struct bench {
   bool have_file;
   const char *dir;
   xm__clean_lines_fn clean; /* the raw flush loop, or NULL */
+  xm_code *code;            /* the JIT workloads' buffer */
+  unsigned char *rwx;       /* their baseline's read-write-execute buffer */
+  size_t rwx_len;
   size_t line;
   uint64_t sink;
   char error[512];
@@ -100,6 +103,12 @@ int bench_setup_flush(struct bench *b, const struct workload *w);
 int bench_xm_flush(struct bench *b, uint64_t iters, double *seconds);
 int bench_raw_flush(struct bench *b, uint64_t iters, double *seconds);
 
+/* ---- bench_jit.c: write code and make it executable; baseline memcpy into RWX + cache clear -- */
+enum { JIT_TOGGLE = 1 }; /* in a JIT workload's param (a size, a page multiple): the toggle strategy */
+int bench_setup_jit(struct bench *b, const struct workload *w);
+int bench_xm_jit(struct bench *b, uint64_t iters, double *seconds);
+int bench_raw_jit(struct bench *b, uint64_t iters, double *seconds);
+
 /* ---- bench_report.c -------------------------------------------------------------------------- */
 /* The workload's figure for iters iterations that took seconds. */
 double bench_metric(const struct workload *w, uint64_t iters, double seconds);
@@ -124,6 +133,9 @@ int bench_raw_map_file(struct bench *b, bool huge_aligned, struct raw_view *v);
    FlushFileBuffers). */
 int bench_raw_sync(struct bench *b, const struct raw_view *v);
 void bench_raw_unmap(struct raw_view *v);
+/* A private read-write-execute buffer of size bytes in b->rwx (b->rwx_len), and its release. */
+int bench_raw_map_rwx(struct bench *b, size_t size);
+void bench_raw_unmap_rwx(struct bench *b);
 /* A line the text report adds about the baselines on this OS, or NULL. */
 extern const char *const bench_raw_note;
 

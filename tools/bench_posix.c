@@ -91,3 +91,16 @@ void bench_raw_unmap(struct raw_view *v) {
   munmap(v->release_addr, v->release_len);
   memset(v, 0, sizeof *v);
 }
+
+int bench_raw_map_rwx(struct bench *b, size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return bench_raw_failed(b, "mmap(PROT_EXEC)");
+  b->rwx = p;
+  b->rwx_len = size;
+  return 0;
+}
+
+void bench_raw_unmap_rwx(struct bench *b) {
+  munmap(b->rwx, b->rwx_len);
+  b->rwx = NULL;
+}

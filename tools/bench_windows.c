@@ -69,3 +69,16 @@ int bench_raw_sync(struct bench *b, const struct raw_view *v) {
   if (FlushViewOfFile(v->addr, FILE_SIZE) && FlushFileBuffers(b->file.d)) return 0;
   return bench_raw_failed(b, "FlushViewOfFile/FlushFileBuffers");
 }
+
+int bench_raw_map_rwx(struct bench *b, size_t size) {
+  void *p = VirtualAlloc(NULL, size, MEM_RESERVE | MEM_COMMIT, PAGE_EXECUTE_READWRITE);
+  if (!p) return bench_raw_failed(b, "VirtualAlloc(PAGE_EXECUTE_READWRITE)");
+  b->rwx = p;
+  b->rwx_len = size;
+  return 0;
+}
+
+void bench_raw_unmap_rwx(struct bench *b) {
+  VirtualFree(b->rwx, 0, MEM_RELEASE);
+  b->rwx = NULL;
+}

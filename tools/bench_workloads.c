@@ -123,6 +123,9 @@ void bench_teardown(struct bench *b) {
   if (b->have_file) tool_file_close(&b->file);
   b->have_file = false;
   b->clean = NULL;
+  xm_code_free(b->code);
+  b->code = NULL;
+  if (b->rwx) bench_raw_unmap_rwx(b);
 }
 
 /* ---- 1. checked u64 access ------------------------------------------------------------------- */
@@ -343,6 +346,16 @@ const struct workload bench_workloads[] = {
      bench_raw_flush},
     {"flush dirty 4 KiB object", US_PER_OP, GOAL_RATIO_MAX, 1.05, 1000000, 200000, 4 * KIB, bench_setup_flush,
      bench_xm_flush, bench_raw_flush},
+    /* Code for a JIT: the dual view must cost what a plain RWX buffer does; toggle shown beside it
+       (its cost is the two protection changes). */
+    {"JIT write 4 KiB", US_PER_OP, GOAL_RATIO_MAX, 1.10, 400000, 100000, 4 * KIB, bench_setup_jit, bench_xm_jit,
+     bench_raw_jit},
+    {"JIT write 64 KiB", US_PER_OP, GOAL_RATIO_MAX, 1.10, 40000, 10000, 64 * KIB, bench_setup_jit, bench_xm_jit,
+     bench_raw_jit},
+    {"JIT write 4 KiB (toggle)", US_PER_OP, GOAL_NONE, 0, 100000, 25000, 4 * KIB | JIT_TOGGLE, bench_setup_jit,
+     bench_xm_jit, bench_raw_jit},
+    {"JIT write 64 KiB (toggle)", US_PER_OP, GOAL_NONE, 0, 20000, 5000, 64 * KIB | JIT_TOGGLE, bench_setup_jit,
+     bench_xm_jit, bench_raw_jit},
     {"msync clean 1 MiB", US_PER_OP, GOAL_RATIO_MAX, 1.02, 20000, 5000, 0, setup_msync, xm_msync, raw_msync},
     {"msync dirty 1 MiB", US_PER_OP, GOAL_RATIO_MAX, 1.02, 300, 100, 1, setup_msync, xm_msync, raw_msync},
 };

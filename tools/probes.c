@@ -231,6 +231,18 @@ static void probe_fault_safe(struct tool_finding *f) {
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */
+/* ---- executable memory ----------------------------------------------------------------------- */
+/* The code-buffer strategy this system gives (best first) and how the instruction cache is synced. */
+static void probe_code_buffers(struct tool_finding *f) {
+  xm_code *c = NULL;
+  int rc = xm_code_new(xm_page_size(), 0, NULL, &c);
+  char how[160];
+  tool_format(how, sizeof how, "%s, instruction cache: %s", rc == XM_OK ? xm_code_strategy(c) : "none",
+              xm_icache_method());
+  settle(f, rc, how);
+  xm_code_free(c);
+}
+
 const struct tool_probe tool_probes[] = {
     {"shared_memory", "shared memory", probe_shm},
     {"memfd_seals", "memfd + seals", probe_seals},
@@ -248,6 +260,7 @@ const struct tool_probe tool_probes[] = {
     {"guard_pages", "guard pages", probe_guard_pages},
     {"protection_changes", "protection changes", probe_protect},
     {"sync_modes", "async/sync write-back", probe_sync_modes},
+    {"code_buffers", "JIT code buffers", probe_code_buffers},
 };
 const size_t tool_probe_count = sizeof tool_probes / sizeof tool_probes[0];
 
