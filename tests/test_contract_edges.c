@@ -250,7 +250,8 @@ static void expect_no_end_of_file(int fd, const char *what) {
     xm_mapping *m = NULL;
     int rc = xm_builder_build(&b, &m);
     if (rc != XM_E_INVALID_ARGUMENT)
-      print_message("to_end_of_file of %s: %d (%s), size %zu\n", what, rc, xm_errmsg(), xm_mapping_size(m));
+      print_message("to_end_of_file of %s: %d (%s), size %lu\n", what, rc, xm_errmsg(),
+                    (unsigned long)xm_mapping_size(m));
     xm_mapping_free(m);
     assert_int_equal(rc, XM_E_INVALID_ARGUMENT);
   }
@@ -391,8 +392,8 @@ static void lock_unlock_symmetric(void **state) {
   if (locked < before + (long)(len / 1024)) {
     xm_mapping_unlock(m, 0, len);
     xm_mapping_free(m);
-    XT_SKIP("VmLck went from %ld to %ld kB when %zu KiB were locked: locking is not reported here", before, locked,
-            len / 1024);
+    XT_SKIP("VmLck went from %ld to %ld kB when %lu KiB were locked: locking is not reported here", before, locked,
+            (unsigned long)(len / 1024));
   }
   XT_OK(xm_mapping_unlock(m, 0, len / 2));
   assert_int_equal(locked_kib(), locked - (long)(len / 2 / 1024));
@@ -416,6 +417,8 @@ struct child_result {
 };
 static struct child_result emfile_result = {-1, ""}, rlimit_result = {-1, ""};
 
+/* Sends the child's one-line report up the pipe; returns code, the exit status. */
+static int say(int out, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int say(int out, int code, const char *fmt, ...) {
   char msg[512];
   va_list ap;
@@ -572,14 +575,17 @@ int main(int argc, char **argv) {
   /* First: nothing in this process has made a shm or a large mapping yet. */
   run_child(emfile_child, &emfile_result);
 #if defined(XT_SANITIZER)
-  snprintf(rlimit_result.msg, sizeof rlimit_result.msg,
-           "a sanitizer runtime reserves its shadow memory: an address-space limit near the use breaks it");
+  const bool sanitized = true;
 #else
-  if (xt_under_valgrind())
+  const bool sanitized = false;
+#endif
+  if (sanitized)
+    snprintf(rlimit_result.msg, sizeof rlimit_result.msg,
+             "a sanitizer runtime reserves its shadow memory: an address-space limit near the use breaks it");
+  else if (xt_under_valgrind())
     snprintf(rlimit_result.msg, sizeof rlimit_result.msg, "valgrind manages the address space itself");
   else
     run_child(rlimit_as_child, &rlimit_result);
-#endif
 #endif
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(fixed_noreplace_edges),

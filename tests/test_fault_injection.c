@@ -386,11 +386,12 @@ static void arena_check(const char *name, void *arg, int rc, long n) {
     if (!arena_piece_at(at) || (targeted && rc == XM_OK)) continue; /* a change that worked replaced it */
     const char *what = targeted ? "targeted by the failed change" : "not targeted";
     if (!accessible(base + at, gran, true))
-      fail_msg("%s, OS call %ld failing (status %d): unit %zu (%s) is no longer read-write", name, n, rc, unit, what);
+      fail_msg("%s, OS call %ld failing (status %d): unit %lu (%s) is no longer read-write", name, n, rc,
+               (unsigned long)unit, what);
     for (size_t i = at; i < at + gran; i++)
       if (base[i] != arena_byte(i))
-        fail_msg("%s, OS call %ld failing (status %d): byte %zu (%s) is 0x%02x, not 0x%02x", name, n, rc, i, what,
-                 base[i], arena_byte(i));
+        fail_msg("%s, OS call %ld failing (status %d): byte %lu (%s) is 0x%02x, not 0x%02x", name, n, rc,
+                 (unsigned long)i, what, base[i], arena_byte(i));
   }
 }
 

@@ -36,7 +36,8 @@ static size_t pattern_mismatch(const unsigned char *p, size_t len, unsigned seed
 static void assert_pattern(const unsigned char *p, size_t len, unsigned seed, const char *what) {
   size_t bad = pattern_mismatch(p, len, seed);
   if (bad != len)
-    print_message("%s: byte %zu is 0x%02x, expected 0x%02x\n", what, bad, p[bad], pattern_byte(bad, seed));
+    print_message("%s: byte %lu is 0x%02x, expected 0x%02x\n", what, (unsigned long)bad, p[bad],
+                  pattern_byte(bad, seed));
   assert_int_equal(bad, len);
 }
 
@@ -284,6 +285,8 @@ static void failed_arena_add_keeps_data(void **state) {
 #define MAP_COUNT_ATTEMPTS 200000
 #define CHILD_SKIP 77
 
+/* Sends the child's one-line report up the pipe; returns code, the exit status. */
+static int say(int out, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int say(int out, int code, const char *fmt, ...) {
   char msg[512];
   va_list ap;
