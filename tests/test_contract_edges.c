@@ -161,32 +161,34 @@ static void offset_past_off_t(void **state) {
   xt_close(f);
 }
 
-/* A duplicate of d that the caller owns. */
-static xm_descriptor duplicate(xm_descriptor d) {
+/* A descriptor the caller owns that can be adopted as shared memory: a read-write file of one
+   page, or on Windows a pagefile section of one unit. */
+static xm_descriptor adoptable(void) {
 #ifdef _WIN32
-  HANDLE h = NULL;
-  assert_true(DuplicateHandle(GetCurrentProcess(), d, GetCurrentProcess(), &h, 0, FALSE, DUPLICATE_SAME_ACCESS));
+  HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, 0, (DWORD)gran, NULL);
+  assert_non_null(h);
   return h;
 #else
-  int fd = fcntl(d, F_DUPFD_CLOEXEC, 0);
-  assert_true(fd >= 0);
+  unsigned char *zeros = calloc(1, page);
+  assert_non_null(zeros);
+  xm_descriptor fd = xt_temp_file(zeros, page, 1);
+  free(zeros);
   return fd;
 #endif
 }
 
 static void shm_adopt_size_past_off_t(void **state) {
   (void)state;
-  xm_shm *s = NULL;
-  XT_OK(xm_shm_new("contract-adopt", page, &s));
-  xm_descriptor d = duplicate(xm_shm_descriptor(s));
+  xm_descriptor d = adoptable();
   xm_shm *adopted = NULL;
+  xm__test_fail_nth(0, 0);
   XT_STATUS(XM_E_INVALID_ARGUMENT, xm_shm_from_descriptor(d, UINT64_MAX, &adopted));
+  assert_int_equal(xm__test_os_calls(), 0);
   assert_null(adopted);
   XT_STATUS(XM_E_INVALID_ARGUMENT, xm_shm_from_descriptor(d, (uint64_t)INT64_MAX + 1, &adopted));
   XT_OK(xm_shm_from_descriptor(d, page, &adopted)); /* the caller still had it: it adopts now */
   assert_int_equal(xm_shm_size(adopted), page);
   xm_shm_free(adopted);
-  xm_shm_free(s);
 }
 
 #ifndef _WIN32
@@ -361,17 +363,19 @@ static void sync_without_a_file(void **state) {
 }
 
 /* ---- 12. lock and unlock are symmetric ----------------------------------------------------- */
-/* The process's locked memory in KiB (VmLck), or -1 where the system does not report it. */
-static long locked_kib(void) {
+/* A "Name: N kB" line of /proc/self/status (VmLck, VmSize), or -1 where there is none. */
+static long status_kib(const char *name) {
   FILE *f = fopen("/proc/self/status", "r");
   if (!f) return -1;
   char line[256];
   long kib = -1;
+  size_t n = strlen(name);
   while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmLck: %ld kB", &kib) == 1) break;
+    if (strncmp(line, name, n) == 0 && line[n] == ':' && sscanf(line + n + 1, "%ld", &kib) == 1) break;
   fclose(f);
   return kib;
 }
+static long locked_kib(void) { return status_kib("VmLck"); }
 
 static void lock_unlock_symmetric(void **state) {
   (void)state;
@@ -410,65 +414,7 @@ static void lock_unlock_symmetric(void **state) {
 
 #ifndef _WIN32
 /* ---- children forked before this process made any mapping or shm -------------------------- */
-#define CHILD_SKIP 77
-struct child_result {
-  int status; /* waitpid's, or -1 when no child ran */
-  char msg[512];
-};
-static struct child_result emfile_result = {-1, ""}, rlimit_result = {-1, ""};
-
-/* Sends the child's one-line report up the pipe; returns code, the exit status. */
-static int say(int out, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int say(int out, int code, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  ssize_t w = write(out, msg, strlen(msg));
-  (void)w;
-  return code;
-}
-
-static void run_child(int (*body)(int out), struct child_result *r) {
-  int p[2];
-  if (pipe(p) != 0) return;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(p[0]);
-    close(p[1]);
-    return;
-  }
-  if (pid == 0) {
-    close(p[0]);
-    _exit(body(p[1]));
-  }
-  close(p[1]);
-  int status = 0;
-  pid_t w = 0;
-  for (int i = 0; i < 1200 && w == 0; i++) { /* 120 s */
-    w = waitpid(pid, &status, WNOHANG);
-    if (w == 0) usleep(100000);
-  }
-  if (w == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    snprintf(r->msg, sizeof r->msg, "the child did not end within 120 s");
-  }
-  ssize_t len = read(p[0], r->msg, sizeof r->msg - 1);
-  if (len > 0) r->msg[len] = '\0';
-  close(p[0]);
-  r->status = status;
-}
-
-static void assert_child_passed(const struct child_result *r) {
-  if (r->status == -1) fail_msg("the child could not be started");
-  if (WIFEXITED(r->status) && WEXITSTATUS(r->status) == CHILD_SKIP) XT_SKIP("%s", r->msg);
-  if (WIFSIGNALED(r->status)) fail_msg("the child died of signal %d: %s", WTERMSIG(r->status), r->msg);
-  if (WEXITSTATUS(r->status) != 0) fail_msg("step %d: %s", WEXITSTATUS(r->status), r->msg);
-  print_message("%s\n", r->msg);
-}
+static xt_child emfile_result = {-1, ""}, rlimit_result = {-1, ""};
 
 /* ---- 8. a transient failure is not cached ---------------------------------------------------- */
 #define XT_MFD_CLOEXEC 0x1u
@@ -481,89 +427,81 @@ static int emfile_child(int out) {
   /* the kernel's answer, asked directly (the library's probe must not run before its first call) */
   long probe = syscall(SYS_memfd_create, "probe", XT_MFD_CLOEXEC | XT_MFD_ALLOW_SEALING | XT_MFD_NOEXEC_SEAL);
   if (probe < 0)
-    return say(out, CHILD_SKIP, "memfd_create refuses MFD_NOEXEC_SEAL here (errno %d): no exec seal to keep", errno);
+    return xt_say(out, XT_CHILD_SKIP, "memfd_create refuses MFD_NOEXEC_SEAL here (errno %d): no exec seal to keep",
+                  errno);
   close((int)probe);
   /* the lowest free descriptor becomes the limit: the next one fails with EMFILE */
   int lowest = dup(0);
-  if (lowest < 0) return say(out, 1, "dup: errno %d", errno);
+  if (lowest < 0) return xt_say(out, 1, "dup: errno %d", errno);
   close(lowest);
   struct rlimit old, low;
-  if (getrlimit(RLIMIT_NOFILE, &old) != 0) return say(out, 2, "getrlimit: errno %d", errno);
+  if (getrlimit(RLIMIT_NOFILE, &old) != 0) return xt_say(out, 2, "getrlimit: errno %d", errno);
   low = old;
   low.rlim_cur = (rlim_t)lowest;
   if (setrlimit(RLIMIT_NOFILE, &low) != 0)
-    return say(out, CHILD_SKIP, "setrlimit(RLIMIT_NOFILE) refused: errno %d", errno);
+    return xt_say(out, XT_CHILD_SKIP, "setrlimit(RLIMIT_NOFILE) refused: errno %d", errno);
   xm_shm *s = NULL;
   int rc = xm_shm_new("contract-emfile", page, &s);
   int e = xm_os_error();
   setrlimit(RLIMIT_NOFILE, &old);
-  if (rc == XM_OK) return say(out, CHILD_SKIP, "xm_shm_new worked at the descriptor limit (this system ignores it)");
+  if (rc == XM_OK)
+    return xt_say(out, XT_CHILD_SKIP, "xm_shm_new worked at the descriptor limit (this system ignores it)");
   if (rc != XM_E_SYSTEM_CALL || e != EMFILE)
-    return say(out, 3, "xm_shm_new at the descriptor limit: %d, errno %d (%s)", rc, e, xm_errmsg());
+    return xt_say(out, 3, "xm_shm_new at the descriptor limit: %d, errno %d (%s)", rc, e, xm_errmsg());
   /* the limit is gone: the next shm has the exec seal */
   rc = xm_shm_new("contract-after-emfile", page, &s);
-  if (rc != XM_OK) return say(out, 4, "xm_shm_new after the limit: %s", xm_errmsg());
+  if (rc != XM_OK) return xt_say(out, 4, "xm_shm_new after the limit: %s", xm_errmsg());
   int seals = fcntl(xm_shm_descriptor(s), F_GET_SEALS);
   struct stat st;
-  if (fstat(xm_shm_descriptor(s), &st) != 0) return say(out, 5, "fstat: errno %d", errno);
+  if (fstat(xm_shm_descriptor(s), &st) != 0) return xt_say(out, 5, "fstat: errno %d", errno);
   xm_shm_free(s);
   if (seals < 0 || !(seals & XT_F_SEAL_EXEC) || (st.st_mode & 0111) != 0)
-    return say(out, 6, "the shm made after an EMFILE lost its exec seal: seals 0x%x, mode 0%o", seals,
-               (unsigned)(st.st_mode & 0777));
-  return say(out, 0, "the exec seal survived an EMFILE at the first xm_shm_new");
+    return xt_say(out, 6, "the shm made after an EMFILE lost its exec seal: seals 0x%x, mode 0%o", seals,
+                  (unsigned)(st.st_mode & 0777));
+  return xt_say(out, 0, "the exec seal survived an EMFILE at the first xm_shm_new");
 #else
-  return say(out, CHILD_SKIP, "no memfd_create here: no exec seal to keep");
+  return xt_say(out, XT_CHILD_SKIP, "no memfd_create here: no exec seal to keep");
 #endif
 }
 
 static void transient_failure_not_cached(void **state) {
   (void)state;
-  assert_child_passed(&emfile_result);
+  xt_assert_child_passed(&emfile_result);
 }
 
 /* ---- 9. placement falls back under RLIMIT_AS ---------------------------------------------- */
-static long vm_size_kib(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f) return -1;
-  char line[256];
-  long kib = -1;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmSize: %ld kB", &kib) == 1) break;
-  fclose(f);
-  return kib;
-}
-
 static int rlimit_as_child(int out) {
   const size_t mib = (size_t)1 << 20;
-  long kib = vm_size_kib();
-  if (kib < 0) return say(out, CHILD_SKIP, "/proc/self/status has no VmSize: the address-space use is unknown");
+  long kib = status_kib("VmSize");
+  if (kib < 0) return xt_say(out, XT_CHILD_SKIP, "/proc/self/status has no VmSize: the address-space use is unknown");
   struct rlimit rl;
-  if (getrlimit(RLIMIT_AS, &rl) != 0) return say(out, 1, "getrlimit: errno %d", errno);
+  if (getrlimit(RLIMIT_AS, &rl) != 0) return xt_say(out, 1, "getrlimit: errno %d", errno);
   rl.rlim_cur = (rlim_t)kib * 1024 + 8 * mib;
-  if (setrlimit(RLIMIT_AS, &rl) != 0) return say(out, CHILD_SKIP, "setrlimit(RLIMIT_AS) refused: errno %d", errno);
+  if (setrlimit(RLIMIT_AS, &rl) != 0)
+    return xt_say(out, XT_CHILD_SKIP, "setrlimit(RLIMIT_AS) refused: errno %d", errno);
   void *p = mmap(NULL, 16 * mib, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p != MAP_FAILED) {
     munmap(p, 16 * mib);
-    return say(out, CHILD_SKIP, "RLIMIT_AS is not enforced here: 16 MiB past a limit 8 MiB away were mapped");
+    return xt_say(out, XT_CHILD_SKIP, "RLIMIT_AS is not enforced here: 16 MiB past a limit 8 MiB away were mapped");
   }
   p = mmap(NULL, 7 * mib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return say(out, CHILD_SKIP, "a plain 7 MiB mmap fails under the limit: errno %d", errno);
+  if (p == MAP_FAILED) return xt_say(out, XT_CHILD_SKIP, "a plain 7 MiB mmap fails under the limit: errno %d", errno);
   munmap(p, 7 * mib);
   xm_builder b = xm_builder_new(7 * mib);
   xm_mapping *m = NULL;
   int rc = xm_builder_build(&b, &m);
-  if (rc != XM_OK) return say(out, 2, "a 7 MiB build under RLIMIT_AS 8 MiB above the use: %s", xm_errmsg());
+  if (rc != XM_OK) return xt_say(out, 2, "a 7 MiB build under RLIMIT_AS 8 MiB above the use: %s", xm_errmsg());
   unsigned char *q = xm_mapping_ptr(m);
   q[0] = 1;
   q[7 * mib - 1] = 2;
   xm_mapping_free(m);
-  return say(out, 0, "a 7 MiB mapping was built with RLIMIT_AS 8 MiB above the use");
+  return xt_say(out, 0, "a 7 MiB mapping was built with RLIMIT_AS 8 MiB above the use");
 }
 
 static void placement_falls_back(void **state) {
   (void)state;
   if (rlimit_result.status == -1 && rlimit_result.msg[0]) XT_SKIP("%s", rlimit_result.msg);
-  assert_child_passed(&rlimit_result);
+  xt_assert_child_passed(&rlimit_result);
 }
 #endif
 
@@ -573,7 +511,7 @@ int main(int argc, char **argv) {
   if (argc > 1) cmocka_set_test_filter(argv[1]);
 #ifndef _WIN32
   /* First: nothing in this process has made a shm or a large mapping yet. */
-  run_child(emfile_child, &emfile_result);
+  emfile_result = xt_run_child(emfile_child, 120);
 #if defined(XT_SANITIZER)
   const bool sanitized = true;
 #else
@@ -585,7 +523,7 @@ int main(int argc, char **argv) {
   else if (xt_under_valgrind())
     snprintf(rlimit_result.msg, sizeof rlimit_result.msg, "valgrind manages the address space itself");
   else
-    run_child(rlimit_as_child, &rlimit_result);
+    rlimit_result = xt_run_child(rlimit_as_child, 120);
 #endif
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(fixed_noreplace_edges),

@@ -63,18 +63,23 @@ static void assert_destructive_refused(xm_mapping *m, size_t offset, size_t coun
 }
 
 /* ---- 1. destructive advice never reaches bytes the caller did not name ----------------------- */
+/* A shm of size bytes filled with the pattern, and a mapping of all of it. */
+static xm_mapping *patterned_shm(const char *name, size_t size, unsigned seed, xm_shm **s) {
+  XT_OK(xm_shm_new(name, size, s));
+  xm_builder b = xm_builder_new(size);
+  xm_builder_from_shm(&b, *s);
+  xm_mapping *whole = NULL;
+  XT_OK(xm_builder_build(&b, &whole));
+  fill(xm_mapping_ptr(whole), size, seed);
+  return whole;
+}
 
 /* A 100-byte mapping of a 2-page shm: the first page also holds the shm's bytes 100..page-1. */
 static void partial_page_advice_shm(void **state) {
   (void)state;
   xm_shm *s = NULL;
-  XT_OK(xm_shm_new("nothing-lost-advice", 2 * page, &s));
-  xm_builder b = xm_builder_new(2 * page);
-  xm_builder_from_shm(&b, s);
-  xm_mapping *whole = NULL;
-  XT_OK(xm_builder_build(&b, &whole));
-  fill(xm_mapping_ptr(whole), 2 * page, 1);
-  b = xm_builder_new(100);
+  xm_mapping *whole = patterned_shm("nothing-lost-advice", 2 * page, 1, &s);
+  xm_builder b = xm_builder_new(100);
   xm_builder_from_shm(&b, s);
   xm_mapping *m = NULL;
   XT_OK(xm_builder_build(&b, &m));
@@ -131,12 +136,7 @@ static void partial_page_advice_file(void **state) {
 static void partial_page_advice_external(void **state) {
   (void)state;
   xm_shm *s = NULL;
-  XT_OK(xm_shm_new("nothing-lost-external", 2 * page, &s));
-  xm_builder b = xm_builder_new(2 * page);
-  xm_builder_from_shm(&b, s);
-  xm_mapping *whole = NULL;
-  XT_OK(xm_builder_build(&b, &whole));
-  fill(xm_mapping_ptr(whole), 2 * page, 3);
+  xm_mapping *whole = patterned_shm("nothing-lost-external", 2 * page, 3, &s);
   xm_region *r = NULL;
   XT_OK(xm_external_mapping_new((uint64_t)(uintptr_t)xm_mapping_ptr(whole), 100, &r));
   XT_STATUS(XM_E_NOT_PAGE_ALIGNED, xm_region_advise(r, 0, 100, XM_ADVICE_REMOVE));
@@ -156,12 +156,7 @@ static void partial_page_advice_external(void **state) {
 static void partial_page_advice_arena(void **state) {
   (void)state;
   xm_shm *s = NULL;
-  XT_OK(xm_shm_new("nothing-lost-arena", 3 * gran, &s));
-  xm_builder b = xm_builder_new(3 * gran);
-  xm_builder_from_shm(&b, s);
-  xm_mapping *whole = NULL;
-  XT_OK(xm_builder_build(&b, &whole));
-  fill(xm_mapping_ptr(whole), 3 * gran, 4);
+  xm_mapping *whole = patterned_shm("nothing-lost-arena", 3 * gran, 4, &s);
   xm_arena *a = NULL;
   XT_OK(xm_arena_new(3 * gran + 100, &a));
   XT_OK(xm_arena_add_anon(a, 0, gran, XM_PROT_READ_WRITE));
@@ -283,21 +278,6 @@ static void failed_arena_add_keeps_data(void **state) {
    Run in a child process: a process at its mapping-count limit cannot map anything, not even
    what the test framework or a sanitizer would. The child says what happened through a pipe. */
 #define MAP_COUNT_ATTEMPTS 200000
-#define CHILD_SKIP 77
-
-/* Sends the child's one-line report up the pipe; returns code, the exit status. */
-static int say(int out, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int say(int out, int code, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  ssize_t w = write(out, msg, strlen(msg));
-  (void)w;
-  return code;
-}
-
 /* Whether any mapping in /proc/self/maps overlaps [lo, hi). */
 static bool anything_mapped(uintptr_t lo, uintptr_t hi) {
   FILE *f = fopen("/proc/self/maps", "r");
@@ -312,14 +292,17 @@ static bool anything_mapped(uintptr_t lo, uintptr_t hi) {
   return found;
 }
 
-static int map_count_child(int out, long limit) {
+static long map_count_max; /* vm.max_map_count */
+
+static int map_count_child(int out) {
+  const long limit = map_count_max;
   void **filler = calloc(MAP_COUNT_ATTEMPTS, sizeof *filler); /* before the snapshot: freed after it */
-  if (!filler) return say(out, 1, "out of memory");
+  if (!filler) return xt_say(out, 1, "out of memory");
   xt_snapshot before = xt_snap();
   xm_arena *a = NULL;
-  if (xm_arena_new(8 * page, &a) != XM_OK) return say(out, 2, "xm_arena_new: %s", xm_errmsg());
+  if (xm_arena_new(8 * page, &a) != XM_OK) return xt_say(out, 2, "xm_arena_new: %s", xm_errmsg());
   if (xm_arena_add_anon(a, 0, 4 * page, XM_PROT_READ_WRITE) != XM_OK)
-    return say(out, 3, "xm_arena_add_anon: %s", xm_errmsg());
+    return xt_say(out, 3, "xm_arena_add_anon: %s", xm_errmsg());
   unsigned char *base = xm_region_ptr(xm_arena_region(a));
   fill(base, 4 * page, 6);
 
@@ -351,32 +334,32 @@ static int map_count_child(int out, long limit) {
     xm_arena_free(a);
     free(filler);
     if (e == 0)
-      return say(out, CHILD_SKIP,
-                 "%d mappings did not reach the mapping-count limit (vm.max_map_count=%ld is not enforced here)",
-                 MAP_COUNT_ATTEMPTS, limit);
-    return say(out, CHILD_SKIP, "mmap failed with errno %d, not ENOMEM, after %zu mappings", e, n);
+      return xt_say(out, XT_CHILD_SKIP,
+                    "%d mappings did not reach the mapping-count limit (vm.max_map_count=%ld is not enforced here)",
+                    MAP_COUNT_ATTEMPTS, limit);
+    return xt_say(out, XT_CHILD_SKIP, "mmap failed with errno %d, not ENOMEM, after %zu mappings", e, n);
   }
   if (add_rc != XM_E_SYSTEM_CALL || add_err != ENOMEM)
-    return say(out, 10, "add at the limit: status %d, errno %d (%s)", add_rc, add_err, xm_errmsg());
+    return xt_say(out, 10, "add at the limit: status %d, errno %d (%s)", add_rc, add_err, xm_errmsg());
   if (remove_rc != XM_E_SYSTEM_CALL || remove_err != ENOMEM)
-    return say(out, 11, "remove inside a piece at the limit: status %d, errno %d", remove_rc, remove_err);
-  if (!readable) return say(out, 12, "the arena's piece is no longer readable after the failed changes");
-  if (bad != 4 * page) return say(out, 13, "the arena's piece lost byte %zu after the failed changes", bad);
-  if (!mem_writable(base, 4 * page)) return say(out, 14, "the arena's piece is no longer writable");
+    return xt_say(out, 11, "remove inside a piece at the limit: status %d, errno %d", remove_rc, remove_err);
+  if (!readable) return xt_say(out, 12, "the arena's piece is no longer readable after the failed changes");
+  if (bad != 4 * page) return xt_say(out, 13, "the arena's piece lost byte %zu after the failed changes", bad);
+  if (!mem_writable(base, 4 * page)) return xt_say(out, 14, "the arena's piece is no longer writable");
   /* the pressure is gone: the same changes work */
-  if (xm_arena_remove(a, 2 * page, page) != XM_OK) return say(out, 15, "remove after the limit: %s", xm_errmsg());
+  if (xm_arena_remove(a, 2 * page, page) != XM_OK) return xt_say(out, 15, "remove after the limit: %s", xm_errmsg());
   if (pattern_mismatch(base, 2 * page, 6) != 2 * page || !mem_readable(base + 3 * page, page) ||
       base[3 * page] != pattern_byte(3 * page, 6))
-    return say(out, 16, "a remove of page 2 changed the pages around it");
+    return xt_say(out, 16, "a remove of page 2 changed the pages around it");
   uintptr_t lo = (uintptr_t)base, hi = lo + 8 * page;
   xm_arena_free(a);
-  if (anything_mapped(lo, hi)) return say(out, 17, "xm_arena_free left a mapping in the arena's range");
+  if (anything_mapped(lo, hi)) return xt_say(out, 17, "xm_arena_free left a mapping in the arena's range");
   xt_snapshot after = xt_snap();
   if (xt_mappings_comparable() && after.mappings != before.mappings)
-    return say(out, 18, "/proc/self/maps has %ld lines after xm_arena_free, %ld before the arena", after.mappings,
-               before.mappings);
+    return xt_say(out, 18, "/proc/self/maps has %ld lines after xm_arena_free, %ld before the arena", after.mappings,
+                  before.mappings);
   free(filler);
-  return say(out, 0, "%zu mappings reached the limit (vm.max_map_count=%ld)", n, limit);
+  return xt_say(out, 0, "%zu mappings reached the limit (vm.max_map_count=%ld)", n, limit);
 }
 
 static void map_count_limit(void **state) {
@@ -391,36 +374,9 @@ static void map_count_limit(void **state) {
   if (limit <= 0) XT_SKIP("/proc/sys/vm/max_map_count cannot be read: no mapping-count limit to reach");
   if (limit > MAP_COUNT_ATTEMPTS)
     XT_SKIP("vm.max_map_count is %ld, more than the %d mappings this test makes", limit, MAP_COUNT_ATTEMPTS);
-  int p[2];
-  assert_int_equal(pipe(p), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    close(p[0]);
-    _exit(map_count_child(p[1], limit));
-  }
-  close(p[1]);
-  int status = 0;
-  pid_t r = 0;
-  for (int i = 0; i < 300 * 10; i++) { /* 300 s: emulators map slowly */
-    r = waitpid(pid, &status, WNOHANG);
-    if (r != 0) break;
-    usleep(100000);
-  }
-  if (r == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
-  char msg[512];
-  ssize_t len = read(p[0], msg, sizeof msg - 1);
-  msg[len > 0 ? len : 0] = '\0';
-  close(p[0]);
-  if (r == 0) fail_msg("the child did not end within 300 s (%s)", msg);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_SKIP) XT_SKIP("%s", msg);
-  if (WIFSIGNALED(status)) fail_msg("the child died of signal %d (%s)", WTERMSIG(status), msg);
-  print_message("%s\n", msg);
-  assert_int_equal(WEXITSTATUS(status), 0);
+  map_count_max = limit;
+  xt_child c = xt_run_child(map_count_child, 300); /* emulators map slowly */
+  xt_assert_child_passed(&c);
 }
 #endif
 
