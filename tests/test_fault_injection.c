@@ -9,7 +9,6 @@
    locking, code buffers and instruction-cache sync. Prints how many fault points it injected. */
 #include "xmtest.h"
 
-
 #ifdef _WIN32
 /* ERROR_NOT_ENOUGH_MEMORY, ERROR_ACCESS_DENIED, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER */
 static const int errors[] = {8, 5, 6, 87};
@@ -56,7 +55,6 @@ static xt_snapshot snap(void) {
   return s;
 }
 
-
 /* ---- the walk --------------------------------------------------------------------------------- */
 struct op {
   const char *name;
@@ -65,6 +63,9 @@ struct op {
   void (*undo)(void *arg); /* after each run, not injected: back to the state before setup */
   void *arg;
   int (*expected)(int os_error); /* the documented status for an injected error; NULL: SYSTEM_CALL */
+  /* after each run, before undo, not injected: what must hold for status rc (may be NULL); n is
+     the OS call that failed (0: none was made to) */
+  void (*check)(const char *name, void *arg, int rc, long n);
 };
 
 static int run_op(const struct op *op) {
@@ -81,6 +82,7 @@ static void walk(const struct op *op) {
      the state it leaves is the one every failure must leave too. */
   xm__test_fail_nth(0, 0);
   int rc = run_op(op);
+  if (rc == XM_OK && op->check) op->check(op->name, op->arg, rc, 0);
   if (op->undo) op->undo(op->arg);
   if (rc != XM_OK) {
     skipped_walks++;
@@ -103,6 +105,7 @@ static void walk(const struct op *op) {
     int os_error = xm_os_error();
     char msg[320];
     snprintf(msg, sizeof msg, "%s", xm_errmsg());
+    if (op->check) op->check(op->name, op->arg, rc, calls < n ? 0 : n);
     if (op->undo) op->undo(op->arg);
     xt_snapshot after = snap();
     if (!xt_mappings_comparable()) after.mappings = before.mappings; /* see xmtest.h */
@@ -198,7 +201,7 @@ static void builds(void **state) {
                        (unsigned long)c.size, (unsigned long)c.align, (unsigned long)guard,
                        options & 1 ? " populate" : "", options & 2 ? " private" : "", options & 4 ? " dontdump" : "",
                        c.prot);
-              struct op op = {c.name, NULL, build_run, NULL, &c, NULL};
+              struct op op = {c.name, NULL, build_run, NULL, &c, NULL, NULL};
               walk(&op);
             }
   /* whole-file mappings of a file and of a shared-memory object (the size comes from the OS) */
@@ -209,7 +212,7 @@ static void builds(void **state) {
       c.options = 8;
       c.prot = prots[pi];
       snprintf(c.name, sizeof c.name, "build %s to_end_of_file prot=%u", src_names[src], c.prot);
-      struct op op = {c.name, NULL, build_run, NULL, &c, NULL};
+      struct op op = {c.name, NULL, build_run, NULL, &c, NULL, NULL};
       walk(&op);
     }
   report_points("builds", before);
@@ -272,20 +275,42 @@ static void shared_memory(void **state) {
   xm_shm *s = NULL;
   XT_OK(xm_shm_new("fault-injection-fixture", page, &s));
   const struct op ops[] = {
-      {"shm_new", NULL, shm_new_run, NULL, NULL, NULL},
-      {"shm_clone", NULL, shm_clone_run, NULL, s, NULL},
-      {"shm_add_seals", NULL, shm_add_seals_run, NULL, s, NULL},
-      {"shm_get_seals", NULL, shm_get_seals_run, NULL, s, get_seals_expected},
-      {"shm_from_descriptor", NULL, shm_adopt_run, NULL, s, NULL},
+      {"shm_new", NULL, shm_new_run, NULL, NULL, NULL, NULL},
+      {"shm_clone", NULL, shm_clone_run, NULL, s, NULL, NULL},
+      {"shm_add_seals", NULL, shm_add_seals_run, NULL, s, NULL, NULL},
+      {"shm_get_seals", NULL, shm_get_seals_run, NULL, s, get_seals_expected, NULL},
+      {"shm_from_descriptor", NULL, shm_adopt_run, NULL, s, NULL, NULL},
   };
-  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) walk(&ops[i]);
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+    walk(&ops[i]);
   xm_shm_free(s);
   report_points("shared memory", before);
 }
 
-/* ---- the arena ------------------------------------------------------------------------------- */
+/* ---- the arena -------------------------------------------------------------------------------
+   Nothing lost: before each run two pieces hold a fresh pattern, an anonymous one at [1, 5) and
+   a shared-memory one at [6, 7) (in units), both read-write. After each run the bytes the
+   operation did not target must still be there, readable and writable; after a failed run the
+   targeted bytes too (a failed add or remove leaves the arena as it was). */
 static xm_arena *arena;
 static xm_shm *arena_shm;
+static unsigned arena_seed;
+
+struct arena_case {
+  int what;
+  size_t lo, hi; /* the targeted range, in units */
+};
+enum {
+  A_ADD_ANON_RESERVED,
+  A_ADD_FD_RESERVED,
+  A_ADD_ANON_INSIDE,
+  A_ADD_FD_INSIDE,
+  A_REMOVE,
+  A_ADD_ANON_ACROSS,
+  A_REMOVE_ACROSS,
+  A_MSYNC
+};
+
 static int arena_new_run(void *arg) {
   (void)arg;
   xm_arena *a = NULL;
@@ -293,31 +318,83 @@ static int arena_new_run(void *arg) {
   xm_arena_free(a);
   return rc;
 }
-static int arena_add_anon_run(void *arg) {
-  (void)arg;
-  return xm_arena_add_anon(arena, gran, 2 * gran, XM_PROT_READ_WRITE);
+
+static int arena_run(void *arg) {
+  const struct arena_case *c = arg;
+  size_t at = c->lo * gran, len = (c->hi - c->lo) * gran;
+  xm_descriptor shm = xm_shm_descriptor(arena_shm);
+  switch (c->what) {
+  case A_ADD_ANON_RESERVED: return xm_arena_add_anon(arena, at, len, XM_PROT_READ_WRITE);
+  case A_ADD_FD_RESERVED: return xm_arena_add_fd(arena, at, len, shm, gran, XM_PROT_READ);
+  case A_ADD_ANON_INSIDE: return xm_arena_add_anon(arena, at, len, XM_PROT_READ);
+  case A_ADD_FD_INSIDE: return xm_arena_add_fd(arena, at, len, shm, gran, XM_PROT_READ);
+  case A_REMOVE:
+  case A_REMOVE_ACROSS: return xm_arena_remove(arena, at, len);
+  case A_ADD_ANON_ACROSS: return xm_arena_add_anon(arena, at, len, XM_PROT_READ_WRITE);
+  default: return xm_region_msync(xm_arena_region(arena), 0, 8 * gran);
+  }
 }
-static int arena_add_fd_run(void *arg) {
-  (void)arg;
-  return xm_arena_add_fd(arena, 2 * gran, 2 * gran, xm_shm_descriptor(arena_shm), gran, XM_PROT_READ);
+
+static unsigned char arena_byte(size_t offset) { return (unsigned char)(offset * 13 + arena_seed * 29 + 7); }
+static bool arena_piece_at(size_t offset) {
+  return (offset >= gran && offset < 5 * gran) || (offset >= 6 * gran && offset < 7 * gran);
 }
-/* Splits a mapped range: the remainders on both sides must survive a failure. */
-static int arena_add_inside_run(void *arg) {
+
+static int arena_setup(void *arg) {
   (void)arg;
-  return xm_arena_add_anon(arena, 2 * gran, gran, XM_PROT_READ);
+  int rc = xm_arena_add_anon(arena, gran, 4 * gran, XM_PROT_READ_WRITE);
+  if (rc == XM_OK) rc = xm_arena_add_fd(arena, 6 * gran, gran, xm_shm_descriptor(arena_shm), 0, XM_PROT_READ_WRITE);
+  if (rc) return rc;
+  arena_seed++;
+  unsigned char *base = xm_region_ptr(xm_arena_region(arena));
+  for (size_t i = 0; i < 8 * gran; i++)
+    if (arena_piece_at(i)) base[i] = arena_byte(i);
+  return XM_OK;
 }
-static int arena_remove_run(void *arg) {
-  (void)arg;
-  return xm_arena_remove(arena, 2 * gran, 2 * gran);
+
+/* Whether p[0, len) can be read, and written when write is set, asked without touching it. */
+#ifdef _WIN32
+static bool accessible(void *p, size_t len, bool write) {
+  const DWORD readable = PAGE_READONLY | PAGE_READWRITE | PAGE_WRITECOPY | PAGE_EXECUTE_READ | PAGE_EXECUTE_READWRITE |
+                         PAGE_EXECUTE_WRITECOPY;
+  const DWORD writable = PAGE_READWRITE | PAGE_WRITECOPY | PAGE_EXECUTE_READWRITE | PAGE_EXECUTE_WRITECOPY;
+  unsigned char *q = p, *end = q + len;
+  while (q < end) {
+    MEMORY_BASIC_INFORMATION mbi;
+    if (VirtualQuery(q, &mbi, sizeof mbi) != sizeof mbi || mbi.State != MEM_COMMIT || (mbi.Protect & PAGE_GUARD) ||
+        !(mbi.Protect & (write ? writable : readable)))
+      return false;
+    q = (unsigned char *)mbi.BaseAddress + mbi.RegionSize;
+  }
+  return true;
 }
-static int arena_msync_run(void *arg) {
-  (void)arg;
-  return xm_region_msync(xm_arena_region(arena), 0, 8 * gran);
+#else
+/* The kernel (and qemu-user) checks a buffer given to write()/read(): EFAULT, not a signal. */
+static int scratch = -1;
+static bool accessible(void *p, size_t len, bool write) {
+  if (pwrite(scratch, p, len, 0) != (ssize_t)len) return false;
+  return !write || pread(scratch, p, len, 0) == (ssize_t)len; /* the same bytes back */
 }
-static int arena_setup_mapped(void *arg) {
-  (void)arg;
-  return xm_arena_add_anon(arena, gran, 4 * gran, XM_PROT_READ_WRITE);
+#endif
+
+static void arena_check(const char *name, void *arg, int rc, long n) {
+  const struct arena_case *c = arg;
+  unsigned char *base = xm_region_ptr(xm_arena_region(arena));
+  for (size_t unit = 0; unit < 8; unit++) {
+    size_t at = unit * gran;
+    bool targeted = unit >= c->lo && unit < c->hi;
+    if (!arena_piece_at(at) || (targeted && rc == XM_OK)) continue; /* a change that worked replaced it */
+    const char *what = targeted ? "targeted by the failed change" : "not targeted";
+    if (!accessible(base + at, gran, true))
+      fail_msg("%s, OS call %ld failing (status %d): unit %lu (%s) is no longer read-write", name, n, rc,
+               (unsigned long)unit, what);
+    for (size_t i = at; i < at + gran; i++)
+      if (base[i] != arena_byte(i))
+        fail_msg("%s, OS call %ld failing (status %d): byte %lu (%s) is 0x%02x, not 0x%02x", name, n, rc,
+                 (unsigned long)i, what, base[i], arena_byte(i));
+  }
 }
+
 static void arena_undo(void *arg) {
   (void)arg;
   (void)xm_arena_remove(arena, 0, 8 * gran);
@@ -327,20 +404,24 @@ static void arena_operations(void **state) {
   (void)state;
   long before = points_injected;
   XT_OK(xm_shm_new("fault-injection-arena", 4 * gran, &arena_shm));
-  const struct op ops[] = {
-      {"arena_new", NULL, arena_new_run, NULL, NULL, NULL},
-      {"arena_add_anon", NULL, arena_add_anon_run, arena_undo, NULL, NULL},
-      {"arena_add_fd", NULL, arena_add_fd_run, arena_undo, NULL, NULL},
-      {"arena_add_anon over a mapped range", arena_setup_mapped, arena_add_inside_run, arena_undo, NULL, NULL},
-      {"arena_add_fd over a mapped range", arena_setup_mapped, arena_add_fd_run, arena_undo, NULL, NULL},
-      {"arena_remove", arena_setup_mapped, arena_remove_run, arena_undo, NULL, NULL},
-      {"arena region msync", arena_setup_mapped, arena_msync_run, arena_undo, NULL, NULL},
+  struct arena_case cases[] = {
+      {A_ADD_ANON_RESERVED, 0, 1}, {A_ADD_FD_RESERVED, 5, 6}, {A_ADD_ANON_INSIDE, 2, 3},
+      {A_ADD_FD_INSIDE, 2, 4},     {A_REMOVE, 2, 4},          {A_ADD_ANON_ACROSS, 4, 7},
+      {A_REMOVE_ACROSS, 4, 7},     {A_MSYNC, 0, 0},
   };
-  walk(&ops[0]);
+  static const char *const names[] = {"arena_add_anon into reserved space", "arena_add_fd into reserved space",
+                                      "arena_add_anon inside a piece",      "arena_add_fd inside a piece",
+                                      "arena_remove inside a piece",        "arena_add_anon across pieces",
+                                      "arena_remove across pieces",         "arena region msync"};
+  const struct op create = {"arena_new", NULL, arena_new_run, NULL, NULL, NULL, NULL};
+  walk(&create);
   XT_OK(xm_arena_new(8 * gran, &arena));
   skip_lo = (uintptr_t)xm_region_ptr(xm_arena_region(arena));
   skip_hi = skip_lo + 8 * gran;
-  for (size_t i = 1; i < sizeof ops / sizeof ops[0]; i++) walk(&ops[i]);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const struct op op = {names[i], arena_setup, arena_run, arena_undo, &cases[i], NULL, arena_check};
+    walk(&op);
+  }
   skip_lo = skip_hi = 0;
   xm_arena_free(arena);
   xm_shm_free(arena_shm);
@@ -354,12 +435,28 @@ struct mapping_case {
   int what;
   char name[96];
 };
-enum { M_MSYNC, M_SYNC_ASYNC, M_SYNC_SYNC, M_REGION_MSYNC, M_PROTECT_ALL, M_PROTECT_PART, M_ADVISE, M_REGION_ADVISE,
-       M_LOCK, M_UNLOCK, M_HUGEPAGES, M_DONTFORK, M_REMOVE_RANGE, M_PREFETCH, M_DROP, M_COUNT };
-static const char *const m_names[M_COUNT] = {"msync", "sync_range async", "sync_range sync", "region msync",
-                                             "protect whole", "protect part", "advise", "region advise",
-                                             "lock_on_fault", "unlock", "use_hugepages", "use_dontfork",
-                                             "remove_range", "async_prefetch", "drop_page_cache"};
+enum {
+  M_MSYNC,
+  M_SYNC_ASYNC,
+  M_SYNC_SYNC,
+  M_REGION_MSYNC,
+  M_PROTECT_ALL,
+  M_PROTECT_PART,
+  M_ADVISE,
+  M_REGION_ADVISE,
+  M_LOCK,
+  M_UNLOCK,
+  M_HUGEPAGES,
+  M_DONTFORK,
+  M_REMOVE_RANGE,
+  M_PREFETCH,
+  M_DROP,
+  M_COUNT
+};
+static const char *const m_names[M_COUNT] = {"msync",         "sync_range async", "sync_range sync", "region msync",
+                                             "protect whole", "protect part",     "advise",          "region advise",
+                                             "lock_on_fault", "unlock",           "use_hugepages",   "use_dontfork",
+                                             "remove_range",  "async_prefetch",   "drop_page_cache"};
 
 static int mapping_run(void *arg) {
   struct mapping_case *c = arg;
@@ -416,7 +513,7 @@ static void mapping_operations(void **state) {
           snprintf(c.name, sizeof c.name, "%s %s advice %d", target_names[t], m_names[what], a);
         else
           snprintf(c.name, sizeof c.name, "%s %s", target_names[t], m_names[what]);
-        struct op op = {c.name, NULL, mapping_run, mapping_undo, &c, NULL};
+        struct op op = {c.name, NULL, mapping_run, mapping_undo, &c, NULL, NULL};
         walk(&op);
       }
     }
@@ -467,14 +564,14 @@ static void code_buffers(void **state) {
       c.flags = flags[i];
       c.near_program = near_program != 0;
       snprintf(c.name, sizeof c.name, "code_new flags=%u%s", c.flags, near_program ? " near the program" : "");
-      struct op op = {c.name, NULL, code_new_run, NULL, &c, NULL};
+      struct op op = {c.name, NULL, code_new_run, NULL, &c, NULL, NULL};
       walk(&op);
     }
   if (xm_code_new(3 * page, XM_CODE_TOGGLE, NULL, &toggle_code) == XM_OK) {
     XT_OK(xm_code_end_write(toggle_code, 0, 3 * page));
-    const struct op op = {"code begin_write + end_write (toggle)", NULL, code_write_run, code_write_undo, NULL, NULL};
+    const struct op op = {"code begin_write + end_write (toggle)", NULL, code_write_run, code_write_undo, NULL, NULL, NULL};
     walk(&op);
-    const struct op sync = {"icache_sync", NULL, icache_sync_run, NULL, xm_code_exec_ptr(toggle_code), NULL};
+    const struct op sync = {"icache_sync", NULL, icache_sync_run, NULL, xm_code_exec_ptr(toggle_code), NULL, NULL};
     walk(&sync);
     xm_code_free(toggle_code);
   }
@@ -517,6 +614,9 @@ static int setup(void **state) {
   big_file = xt_temp_file(data, len, 1);
   free(data);
   assert_int_equal(xm_shm_new("fault-injection-big", len, &big_shm), XM_OK);
+#ifndef _WIN32
+  scratch = xt_temp_file(NULL, 0, 1);
+#endif
   /* warm up what the C library and the back end do once (a first mapping, a first message) */
   xm_mapping *m = xt_anon(page);
   xm_mapping_free(m);
@@ -527,6 +627,9 @@ static int teardown(void **state) {
   (void)state;
   xm_shm_free(big_shm);
   xt_close(big_file);
+#ifndef _WIN32
+  close(scratch);
+#endif
   print_message("fault points injected: %ld (%ld harmless to a best-effort call) in %ld walks; %ld operations "
                 "not available here\n",
                 points_injected, harmless, walks, skipped_walks);

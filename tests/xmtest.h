@@ -438,4 +438,75 @@ static inline void xt_walk_make_failures(int (*make)(void **out), void (*destroy
    ASan maps memory that a test's own first snapshot must not count. */
 #define XT_RUN_TESTS_AFTER_A_SNAPSHOT(tests) ((void)xt_snap(), cmocka_run_group_tests(tests, NULL, NULL))
 
+/* ---- children: a check that needs a process of its own (a limit it lowers, a first call of
+   the process) runs in a forked child and reports through a pipe: its exit status and one line.
+   The child must not use cmocka's asserts (they would run the rest of the tests in it). ---- */
+#ifndef _WIN32
+#include <signal.h>
+#include <sys/wait.h>
+#define XT_CHILD_SKIP 77 /* the child's exit status for "cannot run here"; its line says why */
+typedef struct xt_child {
+  int status; /* waitpid's; -1 when no child ran */
+  char msg[512];
+} xt_child;
+
+/* Writes the child's line to out; returns code, for `return xt_say(out, code, ...)`. */
+static inline int xt_say(int out, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline int xt_say(int out, int code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  ssize_t w = write(out, msg, strlen(msg));
+  (void)w;
+  return code;
+}
+
+/* Runs body(out) in a forked child; one still running after seconds is killed (status SIGKILL). */
+static inline xt_child xt_run_child(int (*body)(int out), int seconds) {
+  xt_child c = {-1, ""};
+  int p[2];
+  if (pipe(p) != 0) return c;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(p[0]);
+    close(p[1]);
+    return c;
+  }
+  if (pid == 0) {
+    close(p[0]);
+    _exit(body(p[1]));
+  }
+  close(p[1]);
+  pid_t w = 0;
+  for (int i = 0; i < seconds * 10 && w == 0; i++) {
+    w = waitpid(pid, &c.status, WNOHANG);
+    if (w == 0) usleep(100000);
+  }
+  if (w == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &c.status, 0);
+  }
+  ssize_t len = read(p[0], c.msg, sizeof c.msg - 1);
+  c.msg[len > 0 ? len : 0] = '\0';
+  close(p[0]);
+  if (w == 0) {
+    size_t used = strlen(c.msg);
+    snprintf(c.msg + used, sizeof c.msg - used, " (killed: still running after %d s)", seconds);
+  }
+  return c;
+}
+
+/* Passes (printing the child's line), skips with the child's reason, or fails with its line. */
+static inline void xt_assert_child_passed(const xt_child *c) {
+  if (c->status == -1) fail_msg("the child could not be started");
+  if (WIFEXITED(c->status) && WEXITSTATUS(c->status) == XT_CHILD_SKIP) XT_SKIP("%s", c->msg);
+  if (WIFSIGNALED(c->status)) fail_msg("the child died of signal %d: %s", WTERMSIG(c->status), c->msg);
+  if (WEXITSTATUS(c->status) != 0) fail_msg("the child failed at step %d: %s", WEXITSTATUS(c->status), c->msg);
+  print_message("%s\n", c->msg);
+}
+#endif
+
 #endif /* XMMAP_XMTEST_H */
