@@ -108,7 +108,8 @@ static void read_back(void *buf, size_t len, uint64_t offset) {
 
 static uint64_t checksum(const void *p, size_t n) {
   uint64_t h = 1469598103934665603ull; /* FNV-1a */
-  for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ull;
   return h;
 }
 
@@ -158,8 +159,8 @@ int main(void) {
   expect(memcmp(&on_disk, &rec, sizeof rec) == 0, "the record did not reach the file");
   expect(memcmp(text_on_disk, text, sizeof text) == 0, "the text did not reach the file");
   expect(on_disk.checksum == checksum(text_on_disk, sizeof text_on_disk), "checksum mismatch");
-  printf("record \"%.8s\" v%u count %u and %zu bytes of text are in the file\n", on_disk.tag,
-         (unsigned)on_disk.version, (unsigned)on_disk.count, sizeof text);
+  printf("record \"%.8s\" v%u count %u and %zu bytes of text are in the file\n", on_disk.tag, (unsigned)on_disk.version,
+         (unsigned)on_disk.count, sizeof text);
   xm_mapping_free(m);
 
   /* 5. A new, read-only mapping finds the record; it refuses writes instead of crashing. */

@@ -105,7 +105,8 @@ int main(void) {
   /* 2. A firmware image in a file. */
   unsigned char *firmware = malloc(2 * unit);
   expect(firmware != NULL, "out of memory");
-  for (size_t i = 0; i < 2 * unit; i++) firmware[i] = (unsigned char)(i * 7 + 1);
+  for (size_t i = 0; i < 2 * unit; i++)
+    firmware[i] = (unsigned char)(i * 7 + 1);
   memcpy(firmware, "FIRMWARE", 8);
   xm_descriptor section;
   xm_descriptor fw_file = open_firmware(firmware, 2 * unit, &section);

@@ -17,9 +17,7 @@ struct xm_arena {
 static const struct xm_region_ops arena_region_ops;
 
 /* The alignment unit, named the way the user sees it in messages. */
-static const char *unit_name(void) {
-  return xm__granularity() == xm__page_size() ? "page" : "allocation granularity";
-}
+static const char *unit_name(void) { return xm__granularity() == xm__page_size() ? "page" : "allocation granularity"; }
 
 static int fail_range(size_t offset, size_t size, size_t arena_size) {
   return xm__fail(XM_E_INVALID_ADDRESS, "offset=%zu size=%zu arena_size=%zu", offset, size, arena_size);
@@ -30,13 +28,16 @@ static int fail_range(size_t offset, size_t size, size_t arena_size) {
 static int check_range(const xm_arena *a, size_t offset, size_t size, size_t *rounded) {
   const size_t unit = xm__granularity();
   if (offset % unit != 0)
-    return xm__fail(XM_E_NOT_PAGE_ALIGNED, "offset %zu is not a multiple of the %zu-byte %s", offset, unit, unit_name());
+    return xm__fail(XM_E_NOT_PAGE_ALIGNED, "offset %zu is not a multiple of the %zu-byte %s", offset, unit,
+                    unit_name());
   size_t end;
   if (xm__add_overflows(offset, size, &end) || end > a->size) return fail_range(offset, size, a->size);
   size_t reserved = a->os.base ? a->os.size : 0;
   if (size > SIZE_MAX - (unit - 1) || ((size + unit - 1) & ~(unit - 1)) > reserved - offset)
-    return xm__fail(XM_E_INVALID_ADDRESS, "offset=%zu size=%zu rounded up to the %zu-byte %s passes the "
-                    "arena's end (%zu)", offset, size, unit, unit_name(), a->size);
+    return xm__fail(XM_E_INVALID_ADDRESS,
+                    "offset=%zu size=%zu rounded up to the %zu-byte %s passes the "
+                    "arena's end (%zu)",
+                    offset, size, unit, unit_name(), a->size);
   *rounded = (size + unit - 1) & ~(unit - 1);
   return XM_OK;
 }
@@ -179,7 +180,8 @@ static int change(xm_arena *a, size_t offset, size_t size, const struct xm__aren
   bool kept = false;
   int rc = xm__os_arena_change(&a->os, old, n_old, now, n_now, d, &kept);
   if (rc && kept) { /* nothing changed: the list stays, and the new backing goes */
-    for (size_t k = 0; k < n_now; k++) unref(now[k].backing);
+    for (size_t k = 0; k < n_now; k++)
+      unref(now[k].backing);
     return rc;
   }
   for (size_t k = 0; k < n_now; k++) {
@@ -193,7 +195,8 @@ static int change(xm_arena *a, size_t offset, size_t size, const struct xm__aren
     }
     now[k].flags &= ~(unsigned)XM__PIECE_NEW;
   }
-  for (size_t k = 0; k < n_old; k++) unref(old[k].backing);
+  for (size_t k = 0; k < n_old; k++)
+    unref(old[k].backing);
 
   /* Splice now[] over old[], then merge reserved space the change (or its failure) left next to
      reserved neighbours. */
@@ -219,7 +222,8 @@ static int add(xm_arena *a, size_t offset, size_t size, enum xm__piece_kind kind
     if (d_offset > (uint64_t)INT64_MAX || (uint64_t)rounded > (uint64_t)INT64_MAX - d_offset)
       return xm__fail(XM_E_INVALID_OFFSET, "descriptor offset=%llu size=%zu", (unsigned long long)d_offset, rounded);
     if (d_offset % unit != 0) /* the arena cannot shift its fixed addresses to meet the object */
-      return xm__fail(XM_E_NOT_PAGE_ALIGNED, "descriptor offset %llu is not a multiple of the %zu-byte %s", (unsigned long long)d_offset, unit, unit_name());
+      return xm__fail(XM_E_NOT_PAGE_ALIGNED, "descriptor offset %llu is not a multiple of the %zu-byte %s",
+                      (unsigned long long)d_offset, unit, unit_name());
     rc = xm__os_check_descriptor(XM__SOURCE_DESCRIPTOR, d);
     if (rc) return rc;
   }
@@ -270,7 +274,8 @@ xm_region *xm_arena_region(xm_arena *a) { return a ? &a->region : NULL; }
 void xm_arena_free(xm_arena *a) {
   if (!a) return;
   if (a->os.base) xm__os_arena_release(&a->os, a->pieces, a->count);
-  for (size_t k = 0; k < a->count; k++) unref(a->pieces[k].backing);
+  for (size_t k = 0; k < a->count; k++)
+    unref(a->pieces[k].backing);
   free(a->pieces);
   xm__os_mutex_destroy(&a->mutex);
   free(a);
@@ -328,7 +333,8 @@ static int arena_region_msync(const xm_region *r, size_t offset, size_t size) {
 
 static int arena_region_advise(const xm_region *r, size_t offset, size_t len, xm_advice advice) {
   xm_arena *a = r->owner;
-  if ((unsigned)advice > XM_ADVICE_POPULATE_WRITE) return xm__fail(XM_E_INVALID_ARGUMENT, "unknown advice %d", (int)advice);
+  if ((unsigned)advice > XM_ADVICE_POPULATE_WRITE)
+    return xm__fail(XM_E_INVALID_ARGUMENT, "unknown advice %d", (int)advice);
   if (!xm__range_inside(offset, len, a->size)) return xm__fail_address(offset, len, a->size);
   if (len == 0) return XM_OK;
   if (advice == XM_ADVICE_DONTNEED || advice == XM_ADVICE_REMOVE) {

@@ -28,14 +28,30 @@ void xm_builder_from_shm(xm_builder *b, const xm_shm *shm) {
   set_source(b, XM__SOURCE_SHM, shm ? shm->descriptor : xm__os_no_descriptor());
   if (b) b->_private.shm = shm;
 }
-void xm_builder_offset(xm_builder *b, uint64_t offset) { if (b) b->_private.offset = offset; }
-void xm_builder_protection(xm_builder *b, xm_prot prot) { if (b) b->_private.prot = prot; }
-void xm_builder_align(xm_builder *b, uint64_t alignment) { if (b) b->_private.align = alignment; }
-void xm_builder_populate(xm_builder *b) { if (b) b->_private.flags |= XM__OPT_POPULATE; }
-void xm_builder_dontdump(xm_builder *b) { if (b) b->_private.flags |= XM__OPT_DONTDUMP; }
-void xm_builder_private(xm_builder *b) { if (b) b->_private.flags |= XM__OPT_PRIVATE; }
-void xm_builder_to_end_of_file(xm_builder *b) { if (b) b->_private.flags |= XM__OPT_TO_END_OF_FILE; }
-void xm_builder_guard_pages(xm_builder *b, size_t pages) { if (b) b->_private.guard_pages = pages; }
+void xm_builder_offset(xm_builder *b, uint64_t offset) {
+  if (b) b->_private.offset = offset;
+}
+void xm_builder_protection(xm_builder *b, xm_prot prot) {
+  if (b) b->_private.prot = prot;
+}
+void xm_builder_align(xm_builder *b, uint64_t alignment) {
+  if (b) b->_private.align = alignment;
+}
+void xm_builder_populate(xm_builder *b) {
+  if (b) b->_private.flags |= XM__OPT_POPULATE;
+}
+void xm_builder_dontdump(xm_builder *b) {
+  if (b) b->_private.flags |= XM__OPT_DONTDUMP;
+}
+void xm_builder_private(xm_builder *b) {
+  if (b) b->_private.flags |= XM__OPT_PRIVATE;
+}
+void xm_builder_to_end_of_file(xm_builder *b) {
+  if (b) b->_private.flags |= XM__OPT_TO_END_OF_FILE;
+}
+void xm_builder_guard_pages(xm_builder *b, size_t pages) {
+  if (b) b->_private.guard_pages = pages;
+}
 void xm_builder_fixed_noreplace(xm_builder *b, void *addr) {
   if (!b) return;
   b->_private.flags |= XM__OPT_FIXED_NOREPLACE;
@@ -95,7 +111,7 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
   /* The library's exec policy: shared memory (guest RAM) runs no code unless made for it. */
   if (source == XM__SOURCE_SHM && (b->_private.prot & XM_PROT_EXEC) && !(b->_private.shm->flags & XM_SHM_EXEC))
     return xm__fail(XM_E_ACCESS, "the shared-memory object was made without XM_SHM_EXEC and cannot be mapped "
-                    "executable");
+                                 "executable");
   if (source == XM__SOURCE_ANON && (offset != 0 || (flags & XM__OPT_TO_END_OF_FILE)))
     return xm__fail(XM_E_INVALID_ARGUMENT, "an offset or to_end_of_file needs a file or shared-memory source");
   if ((flags & XM__OPT_HUGE_PAGES) && b->_private.huge_page_size != 0 && !xm__is_pow2(b->_private.huge_page_size))
@@ -164,4 +180,3 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
   *out = m;
   return XM_OK;
 }
-

@@ -185,7 +185,8 @@ int xm_code_begin_write(xm_code *c, size_t offset, size_t len) {
   xm__os_mutex_lock(&c->mutex);
   rc = protect_pages(c, first, last, XM_PROT_READ_WRITE);
   if (rc == XM_OK)
-    for (size_t i = first; i <= last; i++) c->writers[i]++;
+    for (size_t i = first; i <= last; i++)
+      c->writers[i]++;
   xm__os_mutex_unlock(&c->mutex);
   return rc;
 }
@@ -202,7 +203,8 @@ static int end_toggle(xm_code *c, size_t first, size_t last) {
       continue;
     }
     size_t j = i;
-    while (j < last && c->writers[j + 1] == 0) j++;
+    while (j < last && c->writers[j + 1] == 0)
+      j++;
     rc = protect_pages(c, i, j, XM_PROT_READ | XM_PROT_EXEC);
     i = j + 1;
   }

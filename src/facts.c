@@ -44,6 +44,5 @@ void xm__once(atomic_int *state, void (*fn)(void)) {
     return;
   }
   /* Another thread runs fn: it reads a few id registers and asks the OS once, so the wait is short. */
-  while (atomic_load_explicit(state, memory_order_acquire) != ONCE_DONE) {
-  }
+  while (atomic_load_explicit(state, memory_order_acquire) != ONCE_DONE) {}
 }

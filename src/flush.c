@@ -60,8 +60,7 @@ int xm__flush_range(const struct xm__flush_unit *u, size_t line, uintptr_t base,
                     size_t len) {
   if (!xm__range_inside(offset, len, size)) return xm__fail_range(offset, len, size);
   if (len == 0) return XM_OK;
-  if (u->clean == NULL)
-    return xm__fail(XM_E_NOT_IMPLEMENTED, "%s", u->unsupported ? u->unsupported : "no flush unit");
+  if (u->clean == NULL) return xm__fail(XM_E_NOT_IMPLEMENTED, "%s", u->unsupported ? u->unsupported : "no flush unit");
   /* Work with the first and the last byte: base + offset + len may be 2^N, which a uintptr_t
      cannot hold, while the last byte always can. */
   uintptr_t start = base + offset;

@@ -12,7 +12,7 @@
    function, and otherwise makes exactly one call unit->clean(first, end, line) covering every
    line the range touches. line is a power of two. base + size may equal 2^N (end is then 0);
    no address outside the touched lines is formed. */
-int xm__flush_range(const struct xm__flush_unit *unit, size_t line, uintptr_t base, size_t size,
-                    size_t offset, size_t len);
+int xm__flush_range(const struct xm__flush_unit *unit, size_t line, uintptr_t base, size_t size, size_t offset,
+                    size_t len);
 
 #endif /* XMMAP_FLUSH_H */

@@ -40,8 +40,7 @@ static inline bool xm__is_pow2(uint64_t v) { return v != 0 && (v & (v - 1)) == 0
 /* The MappedRegion interface: a mapping, an external mapping and an arena each fill in what they
    support; a NULL entry gives the *_UNSUPPORTED status. */
 struct xm_region_ops {
-  int (*add_fd_mapping)(xm_region *r, size_t offset, size_t size, xm_descriptor d, uint64_t d_offset,
-                        xm_prot prot);
+  int (*add_fd_mapping)(xm_region *r, size_t offset, size_t size, xm_descriptor d, uint64_t d_offset, xm_prot prot);
   int (*remove_mapping)(xm_region *r, size_t offset, size_t size);
   int (*msync)(const xm_region *r, size_t offset, size_t size);
   int (*advise)(const xm_region *r, size_t offset, size_t size, xm_advice advice);
@@ -55,8 +54,8 @@ struct xm_region {
 
 /* ---- mappings (builder.c, mapping.c) ----------------------------------------------------- */
 struct xm_mapping {
-  xm_mapping_prefix pub;    /* must stay first: the inline accessors read it */
-  xm_prot built_prot; /* the ceiling for xm_mapping_protect */
+  xm_mapping_prefix pub; /* must stay first: the inline accessors read it */
+  xm_prot built_prot;    /* the ceiling for xm_mapping_protect */
   /* The protection the accessors check, which xm_mapping_protect changes while other threads
      read it (so every access is atomic): the whole mapping's `prot`, or per page `page_prot[i]`
      while `mixed` is set. page_prot is allocated by the first partial protect and freed only
@@ -99,8 +98,8 @@ int xm__advise_range(void *base, size_t size, size_t offset, size_t len, xm_advi
                      const struct xm__os_view *view, int range_status);
 /* Durable write-back of [offset, offset + len) of the size bytes at base (start rounded down to
    the page); a range leaving the region fails with range_status. */
-int xm__sync_range(void *base, size_t size, size_t offset, size_t len, xm_sync mode,
-                   const struct xm__os_view *view, int range_status);
+int xm__sync_range(void *base, size_t size, size_t offset, size_t len, xm_sync mode, const struct xm__os_view *view,
+                   int range_status);
 
 /* Checked slice [offset, offset + count) of [addr, addr + size) (slice.c). */
 int xm__slice_range(void *addr, size_t size, size_t offset, size_t count, xm_slice *out);

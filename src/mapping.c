@@ -92,8 +92,10 @@ static int volatile_check(const xm_mapping *m, const void *obj, size_t size, siz
   if (rc) return rc;
   if (!obj) return xm__fail(XM_E_INVALID_ARGUMENT, "object must not be NULL");
   if ((size != 1 && size != 2 && size != 4 && size != 8) || ((uintptr_t)(m->pub.base + offset) % size) != 0)
-    return xm__fail(XM_E_INVALID_ALIGNMENT, "volatile access of %zu bytes at offset %zu needs size 1, 2, 4 or 8 at a "
-                    "naturally aligned address", size, offset);
+    return xm__fail(XM_E_INVALID_ALIGNMENT,
+                    "volatile access of %zu bytes at offset %zu needs size 1, 2, 4 or 8 at a "
+                    "naturally aligned address",
+                    size, offset);
   if (!xm__range_allows(m, offset, size, need)) return xm__fail_access(offset, size, need);
   return XM_OK;
 }
@@ -104,10 +106,30 @@ int xm_mapping_write_obj_volatile(const xm_mapping *m, const void *obj, size_t s
   void *p = m->pub.base + offset;
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   switch (size) {
-  case 1: { uint8_t v; memcpy(&v, obj, 1); __atomic_store_n((uint8_t *)p, v, __ATOMIC_RELAXED); break; }
-  case 2: { uint16_t v; memcpy(&v, obj, 2); __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELAXED); break; }
-  case 4: { uint32_t v; memcpy(&v, obj, 4); __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELAXED); break; }
-  default: { uint64_t v; memcpy(&v, obj, 8); __atomic_store_n((uint64_t *)p, v, __ATOMIC_RELAXED); break; }
+  case 1: {
+    uint8_t v;
+    memcpy(&v, obj, 1);
+    __atomic_store_n((uint8_t *)p, v, __ATOMIC_RELAXED);
+    break;
+  }
+  case 2: {
+    uint16_t v;
+    memcpy(&v, obj, 2);
+    __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELAXED);
+    break;
+  }
+  case 4: {
+    uint32_t v;
+    memcpy(&v, obj, 4);
+    __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELAXED);
+    break;
+  }
+  default: {
+    uint64_t v;
+    memcpy(&v, obj, 8);
+    __atomic_store_n((uint64_t *)p, v, __ATOMIC_RELAXED);
+    break;
+  }
   }
   return XM_OK;
 }
@@ -117,10 +139,26 @@ int xm_mapping_read_obj_volatile(const xm_mapping *m, void *obj, size_t size, si
   if (rc) return rc;
   void *p = m->pub.base + offset;
   switch (size) {
-  case 1: { uint8_t v = __atomic_load_n((uint8_t *)p, __ATOMIC_RELAXED); memcpy(obj, &v, 1); break; }
-  case 2: { uint16_t v = __atomic_load_n((uint16_t *)p, __ATOMIC_RELAXED); memcpy(obj, &v, 2); break; }
-  case 4: { uint32_t v = __atomic_load_n((uint32_t *)p, __ATOMIC_RELAXED); memcpy(obj, &v, 4); break; }
-  default: { uint64_t v = __atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED); memcpy(obj, &v, 8); break; }
+  case 1: {
+    uint8_t v = __atomic_load_n((uint8_t *)p, __ATOMIC_RELAXED);
+    memcpy(obj, &v, 1);
+    break;
+  }
+  case 2: {
+    uint16_t v = __atomic_load_n((uint16_t *)p, __ATOMIC_RELAXED);
+    memcpy(obj, &v, 2);
+    break;
+  }
+  case 4: {
+    uint32_t v = __atomic_load_n((uint32_t *)p, __ATOMIC_RELAXED);
+    memcpy(obj, &v, 4);
+    break;
+  }
+  default: {
+    uint64_t v = __atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED);
+    memcpy(obj, &v, 8);
+    break;
+  }
   }
   return XM_OK;
 }
@@ -157,8 +195,7 @@ int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
   if (prot & ~XM__PROT_ALL) return xm__fail(XM_E_INVALID_ARGUMENT, "protection 0x%x has unknown bits", prot);
   if (!xm__range_inside(offset, len, m->pub.size)) return xm__fail_range(offset, len, m->pub.size);
   if (!xm_prot_allows(m->built_prot, prot))
-    return xm__fail(XM_E_ACCESS, "protection 0x%x is above the 0x%x the mapping was built with", prot,
-                    m->built_prot);
+    return xm__fail(XM_E_ACCESS, "protection 0x%x is above the 0x%x the mapping was built with", prot, m->built_prot);
   if (len == 0) return XM_OK;
   /* Protection is per page: every page the range touches changes. */
   size_t page = xm__page_size(), skew = xm__view_skew(m);
@@ -174,13 +211,16 @@ int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
   }
   xm_prot old = m->prot;
   if (was_mixed) {
-    for (size_t i = 0; i < n; i++) saved[i] = m->page_prot[first + i];
+    for (size_t i = 0; i < n; i++)
+      saved[i] = m->page_prot[first + i];
   } else if (!whole) {
-    for (size_t i = 0; i < npages; i++) store_prot(&m->page_prot[i], old); /* unread while uniform */
+    for (size_t i = 0; i < npages; i++)
+      store_prot(&m->page_prot[i], old); /* unread while uniform */
   }
   /* Lower first: what both the old and the new protection allow. */
   if (was_mixed || !whole) {
-    for (size_t i = 0; i < n; i++) store_prot(&m->page_prot[first + i], m->page_prot[first + i] & prot);
+    for (size_t i = 0; i < n; i++)
+      store_prot(&m->page_prot[first + i], m->page_prot[first + i] & prot);
     __atomic_store_n(&m->mixed, true, __ATOMIC_RELEASE);
   } else {
     store_prot(&m->prot, old & prot);
@@ -189,7 +229,8 @@ int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
   int rc = xm__os_protect(&m->view, (unsigned char *)m->view.base + first * page, n * page, prot);
   if (rc) { /* put back what was there */
     if (was_mixed)
-      for (size_t i = 0; i < n; i++) store_prot(&m->page_prot[first + i], saved[i]);
+      for (size_t i = 0; i < n; i++)
+        store_prot(&m->page_prot[first + i], saved[i]);
     else if (!whole)
       __atomic_store_n(&m->mixed, false, __ATOMIC_RELAXED);
     store_prot(&m->prot, old);
@@ -197,7 +238,8 @@ int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
     store_prot(&m->prot, prot);
     __atomic_store_n(&m->mixed, false, __ATOMIC_RELEASE);
   } else {
-    for (size_t i = 0; i < n; i++) store_prot(&m->page_prot[first + i], prot);
+    for (size_t i = 0; i < n; i++)
+      store_prot(&m->page_prot[first + i], prot);
   }
   update_limits(m);
   free(saved);

@@ -64,22 +64,22 @@ struct xm__map_request {
   size_t size;              /* > 0: bytes mapped from offset (whole pages are mapped) */
   size_t align;             /* 0, or a power of two > the granularity: alignment of the base */
   xm_prot prot;
-  unsigned flags;           /* XM__OPT_* */
-  void *fixed_addr;         /* with XM__OPT_FIXED_NOREPLACE: non-NULL, granularity-aligned, a
+  unsigned flags;        /* XM__OPT_* */
+  void *fixed_addr;      /* with XM__OPT_FIXED_NOREPLACE: non-NULL, granularity-aligned, a
                                multiple of align; the view's base is exactly there */
-  size_t guard_size;        /* inaccessible bytes before and after the view (page multiple) */
-  size_t huge_page_size;    /* with XM__OPT_HUGE_PAGES: 0 = the default huge page size */
+  size_t guard_size;     /* inaccessible bytes before and after the view (page multiple) */
+  size_t huge_page_size; /* with XM__OPT_HUGE_PAGES: 0 = the default huge page size */
 };
 
 /* What the back end needs to sync, protect, advise and unmap a mapping. */
 struct xm__os_view {
-  void *base;               /* the first mapped byte (granularity-aligned) */
-  size_t size;              /* the mapped length */
-  void *reservation;        /* the whole address range taken, guard pages included */
+  void *base;        /* the first mapped byte (granularity-aligned) */
+  size_t size;       /* the mapped length */
+  void *reservation; /* the whole address range taken, guard pages included */
   size_t reservation_size;
-  xm_descriptor file;       /* Windows: the mapping's own duplicate of the file handle, else none */
-  void *section;            /* Windows: the section handle when the view owns it, else NULL */
-  unsigned flags;           /* back-end bits, e.g. the view is file-backed, the file is writable */
+  xm_descriptor file; /* Windows: the mapping's own duplicate of the file handle, else none */
+  void *section;      /* Windows: the section handle when the view owns it, else NULL */
+  unsigned flags;     /* back-end bits, e.g. the view is file-backed, the file is writable */
 };
 
 /* Checks by an OS call on the descriptor itself (fstat / DuplicateHandle) that d can be mapped
@@ -107,10 +107,10 @@ int xm__os_unlock(void *addr, size_t len);
 
 /* The advice names of messages ("MADV_" + this). */
 static inline const char *xm__advice_name(xm_advice advice) {
-  static const char *const names[] = {"NORMAL",     "RANDOM",      "SEQUENTIAL", "WILLNEED",      "DONTNEED",
-                                      "REMOVE",     "DONTFORK",    "DOFORK",     "HUGEPAGE",      "NOHUGEPAGE",
-                                      "DONTDUMP",   "DODUMP",      "MERGEABLE",  "UNMERGEABLE",   "COLD",
-                                      "PAGEOUT",    "POPULATE_READ", "POPULATE_WRITE"};
+  static const char *const names[] = {"NORMAL",   "RANDOM",        "SEQUENTIAL",    "WILLNEED",    "DONTNEED",
+                                      "REMOVE",   "DONTFORK",      "DOFORK",        "HUGEPAGE",    "NOHUGEPAGE",
+                                      "DONTDUMP", "DODUMP",        "MERGEABLE",     "UNMERGEABLE", "COLD",
+                                      "PAGEOUT",  "POPULATE_READ", "POPULATE_WRITE"};
   return (unsigned)advice < sizeof names / sizeof names[0] ? names[advice] : "unknown";
 }
 
@@ -196,8 +196,8 @@ struct xm__os_mutex {
 };
 /* XM_OK, or a recorded status (then *m is unusable and is not destroyed). */
 int xm__os_mutex_init(struct xm__os_mutex *m);
-void xm__os_mutex_lock(struct xm__os_mutex *m);   /* m not held by this thread */
-void xm__os_mutex_unlock(struct xm__os_mutex *m); /* m held by this thread */
+void xm__os_mutex_lock(struct xm__os_mutex *m);    /* m not held by this thread */
+void xm__os_mutex_unlock(struct xm__os_mutex *m);  /* m held by this thread */
 void xm__os_mutex_destroy(struct xm__os_mutex *m); /* m not held; unusable afterwards */
 
 /* The arena's address range as the back end reserved it. */
@@ -233,7 +233,7 @@ struct xm__arena_piece {
   struct xm__arena_backing *backing; /* mapped pieces: what they map; NULL otherwise */
   uint64_t backing_offset;           /* mapped pieces: the object offset of the first byte */
   unsigned flags;                    /* XM__PIECE_* */
-  unsigned os_flags; /* set by the back end for mapped pieces; passed back as xm__os_view.flags */
+  unsigned os_flags;                 /* set by the back end for mapped pieces; passed back as xm__os_view.flags */
 };
 
 static inline bool xm__piece_is_mapped(const struct xm__arena_piece *p) {

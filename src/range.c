@@ -8,7 +8,8 @@ bool xm_prot_allows(xm_prot self, xm_prot other) { return (other & ~self & XM__P
 /* Whether every page of the non-empty range [offset, offset + len) allows need. */
 bool xm__range_allows(const xm_mapping *m, size_t offset, size_t len, xm_prot need) {
   /* acquire: page_prot is complete before mixed is seen set */
-  if (!__atomic_load_n(&m->mixed, __ATOMIC_ACQUIRE)) return xm_prot_allows(__atomic_load_n(&m->prot, __ATOMIC_RELAXED), need);
+  if (!__atomic_load_n(&m->mixed, __ATOMIC_ACQUIRE))
+    return xm_prot_allows(__atomic_load_n(&m->prot, __ATOMIC_RELAXED), need);
   size_t page = xm__page_size(), skew = xm__view_skew(m);
   size_t first = (skew + offset) / page, last = (skew + offset + len - 1) / page;
   for (size_t i = first; i <= last; i++)
@@ -34,8 +35,8 @@ static int fail_outside(size_t offset, size_t len, size_t size, int range_status
   return range_status == XM_E_INVALID_RANGE ? xm__fail_range(offset, len, size) : xm__fail_address(offset, len, size);
 }
 
-int xm__sync_range(void *base, size_t size, size_t offset, size_t len, xm_sync mode,
-                   const struct xm__os_view *view, int range_status) {
+int xm__sync_range(void *base, size_t size, size_t offset, size_t len, xm_sync mode, const struct xm__os_view *view,
+                   int range_status) {
   if (!xm__range_inside(offset, len, size)) return fail_outside(offset, len, size, range_status);
   if (mode != XM_SYNC_ASYNC && mode != XM_SYNC_SYNC)
     return xm__fail(XM_E_INVALID_ARGUMENT, "unknown sync mode %d", (int)mode);
@@ -47,7 +48,8 @@ int xm__sync_range(void *base, size_t size, size_t offset, size_t len, xm_sync m
 
 int xm__advise_range(void *base, size_t size, size_t offset, size_t len, xm_advice advice,
                      const struct xm__os_view *view, int range_status) {
-  if ((unsigned)advice > XM_ADVICE_POPULATE_WRITE) return xm__fail(XM_E_INVALID_ARGUMENT, "unknown advice %d", (int)advice);
+  if ((unsigned)advice > XM_ADVICE_POPULATE_WRITE)
+    return xm__fail(XM_E_INVALID_ARGUMENT, "unknown advice %d", (int)advice);
   if (!xm__range_inside(offset, len, size)) return fail_outside(offset, len, size, range_status);
   if (len == 0) return XM_OK;
   size_t page = xm__page_size();
@@ -62,4 +64,3 @@ int xm__advise_range(void *base, size_t size, size_t offset, size_t len, xm_advi
   uintptr_t aligned = xm__align_down(start, page);
   return xm__os_advise(view, (void *)aligned, len + (size_t)(start - aligned), advice);
 }
-

@@ -9,15 +9,13 @@ size_t xm_region_size(const xm_region *r) { return r ? r->size : 0; }
 int xm_region_add_fd_mapping(xm_region *r, size_t offset, size_t size, xm_descriptor d, uint64_t d_offset,
                              xm_prot prot) {
   if (!r) return xm__fail(XM_E_INVALID_ARGUMENT, "region must not be NULL");
-  if (!r->ops->add_fd_mapping)
-    return xm__fail(XM_E_ADD_FD_MAPPING_UNSUPPORTED, NULL);
+  if (!r->ops->add_fd_mapping) return xm__fail(XM_E_ADD_FD_MAPPING_UNSUPPORTED, NULL);
   return r->ops->add_fd_mapping(r, offset, size, d, d_offset, prot);
 }
 
 int xm_region_remove_mapping(xm_region *r, size_t offset, size_t size) {
   if (!r) return xm__fail(XM_E_INVALID_ARGUMENT, "region must not be NULL");
-  if (!r->ops->remove_mapping)
-    return xm__fail(XM_E_REMOVE_MAPPING_UNSUPPORTED, NULL);
+  if (!r->ops->remove_mapping) return xm__fail(XM_E_REMOVE_MAPPING_UNSUPPORTED, NULL);
   return r->ops->remove_mapping(r, offset, size);
 }
 

@@ -11,7 +11,7 @@ struct guarded_copy {
   const unsigned char *src;
   uintptr_t mapped; /* the first mapped byte copied (the guarded side) */
   size_t len;
-  size_t chunk; /* bytes per memcpy, aligned on the guarded side: a power of two >= the page, or 0
+  size_t chunk;             /* bytes per memcpy, aligned on the guarded side: a power of two >= the page, or 0
                    for the whole copy in one memcpy */
   volatile size_t progress; /* bytes copied; read after a recovered fault */
 };
@@ -29,8 +29,6 @@ static void copy_chunks(struct xm__fault_guard *g) {
     c->progress = at + n;
   }
 }
-
-
 
 static int safe_slice(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied, bool write) {
   const char *what = write ? "write" : "read";

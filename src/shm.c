@@ -21,7 +21,8 @@ int xm_shm_new_ex(const char *debug_name, uint64_t size, unsigned flags, size_t 
   if (flags & (XM_SHM_LAZY_COMMIT | XM_SHM_HUGE))
     return xm__fail(XM_E_NOT_IMPLEMENTED, "shared-memory flags 0x%x are not implemented yet",
                     flags & (XM_SHM_LAZY_COMMIT | XM_SHM_HUGE));
-  if (huge_page_size != 0) return xm__fail(XM_E_INVALID_ARGUMENT, "huge page size %zu needs XM_SHM_HUGE", huge_page_size);
+  if (huge_page_size != 0)
+    return xm__fail(XM_E_INVALID_ARGUMENT, "huge page size %zu needs XM_SHM_HUGE", huge_page_size);
   if (size > (uint64_t)INT64_MAX)
     return xm__fail(XM_E_INVALID_ARGUMENT, "size %llu is past the off_t range", (unsigned long long)size);
   xm_descriptor d;

@@ -6,11 +6,9 @@
 /* Checked [offset, offset + count) of [addr, addr + size), with crosvm's error details. */
 static int slice_range(uintptr_t addr, size_t size, size_t offset, size_t count, xm_slice *out) {
   size_t end;
-  if (xm__add_overflows(offset, count, &end))
-    return xm__fail_overflow(offset, count);
+  if (xm__add_overflows(offset, count, &end)) return xm__fail_overflow(offset, count);
   if (end > size) return xm__fail_out_of_bounds(end);
-  if (addr + offset < addr)
-    return xm__fail_overflow((size_t)addr, offset);
+  if (addr + offset < addr) return xm__fail_overflow((size_t)addr, offset);
   out->addr = (void *)(addr + offset);
   out->size = count;
   return XM_OK;
@@ -28,8 +26,7 @@ int xm_slice_sub(xm_slice s, size_t offset, size_t count, xm_slice *out) {
 int xm_slice_offset(xm_slice s, size_t count, xm_slice *out) {
   uintptr_t addr = (uintptr_t)s.addr;
   if (!out) return xm__fail(XM_E_INVALID_ARGUMENT, "out must not be NULL");
-  if (addr + count < addr)
-    return xm__fail_overflow((size_t)addr, count);
+  if (addr + count < addr) return xm__fail_overflow((size_t)addr, count);
   if (count > s.size) return xm__fail_out_of_bounds((size_t)(addr + count));
   out->addr = (void *)(addr + count);
   out->size = s.size - count;

@@ -5,7 +5,6 @@
 
 #include <stdbool.h>
 
-
 #define PS (xm_page_size())
 
 typedef int (*range_helper)(const xm_mapping *m, size_t offset, size_t count);
@@ -13,8 +12,10 @@ static const struct {
   const char *name;
   range_helper fn;
 } helpers[] = {
-    {"remove_range", xm_mapping_remove_range},   {"async_prefetch", xm_mapping_async_prefetch},
-    {"drop_page_cache", xm_mapping_drop_page_cache}, {"lock_on_fault", xm_mapping_lock_on_fault},
+    {"remove_range", xm_mapping_remove_range},
+    {"async_prefetch", xm_mapping_async_prefetch},
+    {"drop_page_cache", xm_mapping_drop_page_cache},
+    {"lock_on_fault", xm_mapping_lock_on_fault},
     {"unlock", xm_mapping_unlock},
 };
 #define N_HELPERS (sizeof helpers / sizeof helpers[0])
@@ -62,7 +63,8 @@ static void range_errors(void **state) {
   assert_int_equal(xm__test_os_calls(), 0); /* all refused before any OS call */
   xm_mapping_free(m);
 
-  for (size_t h = 0; h < N_HELPERS; h++) XT_STATUS(XM_E_INVALID_ARGUMENT, helpers[h].fn(NULL, 0, 0));
+  for (size_t h = 0; h < N_HELPERS; h++)
+    XT_STATUS(XM_E_INVALID_ARGUMENT, helpers[h].fn(NULL, 0, 0));
   XT_STATUS(XM_E_INVALID_ARGUMENT, xm_mapping_use_hugepages(NULL));
   XT_STATUS(XM_E_INVALID_ARGUMENT, xm_mapping_use_dontfork(NULL));
   XT_STATUS(XM_E_INVALID_ARGUMENT, xm_region_advise(NULL, 0, 0, XM_ADVICE_NORMAL));
@@ -94,11 +96,14 @@ static void empty_ranges(void **state) {
 /* ---- every advice on shared anonymous memory ------------------------------------------------ */
 static bool no_windows_equivalent(xm_advice adv) {
   switch (adv) {
-  case XM_ADVICE_REMOVE: case XM_ADVICE_DONTFORK: case XM_ADVICE_DOFORK: case XM_ADVICE_HUGEPAGE:
-  case XM_ADVICE_NOHUGEPAGE: case XM_ADVICE_MERGEABLE: case XM_ADVICE_UNMERGEABLE:
-    return true;
-  default:
-    return false;
+  case XM_ADVICE_REMOVE:
+  case XM_ADVICE_DONTFORK:
+  case XM_ADVICE_DOFORK:
+  case XM_ADVICE_HUGEPAGE:
+  case XM_ADVICE_NOHUGEPAGE:
+  case XM_ADVICE_MERGEABLE:
+  case XM_ADVICE_UNMERGEABLE: return true;
+  default: return false;
   }
 }
 
@@ -271,7 +276,7 @@ static void use_hugepages(void **state) {
 #ifdef _WIN32
   assert_true(rc == XM_OK || rc == XM_E_NOT_IMPLEMENTED);
 #else
-  XT_OK(rc); /* below the PMD size: nothing to ask */
+  XT_OK(rc);                                          /* below the PMD size: nothing to ask */
 #endif
   xm_mapping_free(small);
   const size_t big_size = 8u << 20; /* at least one PMD on 4 KiB-page systems */
@@ -302,7 +307,8 @@ static void use_dontfork(void **state) {
   assert_true(sig != XT_CHILD_FAILED);
   assert_int_equal(((unsigned char *)xm_mapping_ptr(m))[0], 1); /* the parent keeps it */
   xm_mapping_free(m);
-  if (sig == 0) XT_SKIP("MADV_DONTFORK was accepted but the child still sees the mapping: this system (qemu-user) ignores it");
+  if (sig == 0)
+    XT_SKIP("MADV_DONTFORK was accepted but the child still sees the mapping: this system (qemu-user) ignores it");
   if (sig == XT_CHILD_HUNG) XT_SKIP("a faulting child process never ended here (qemu-i386 spins on the fault)");
   assert_int_equal(sig, SIGSEGV);
 #endif

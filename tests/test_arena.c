@@ -159,7 +159,8 @@ static void removed_range_faults(void **state) {
   unsigned char *base = xt_arena_base(a);
   unsigned char seen[4];
   xt_probe_readable(base, U, 4, seen); /* a fresh arena is inaccessible */
-  for (int k = 0; k < 4; k++) assert_false(seen[k]);
+  for (int k = 0; k < 4; k++)
+    assert_false(seen[k]);
   XT_OK(xm_arena_add_anon(a, 0, 4 * U, XM_PROT_READ_WRITE));
   memset(base, 0x5a, 4 * U);
   XT_OK(xm_arena_remove(a, U, 2 * U));
@@ -309,9 +310,11 @@ static void concurrent_changes(void **state) {
     workers[t].first = (size_t)t * UNITS_PER_THREAD;
     xt_thread_start(&threads[t], thread_main, &workers[t]);
   }
-  for (int t = 0; t < THREADS; t++) xt_thread_join(threads[t]);
+  for (int t = 0; t < THREADS; t++)
+    xt_thread_join(threads[t]);
   for (int t = 0; t < THREADS; t++) {
-    if (workers[t].failures) print_message("thread %d: %d failures, first: %s\n", t, workers[t].failures, workers[t].why);
+    if (workers[t].failures)
+      print_message("thread %d: %d failures, first: %s\n", t, workers[t].failures, workers[t].why);
     assert_int_equal(workers[t].failures, 0);
   }
   unsigned char seen[THREADS * UNITS_PER_THREAD];
@@ -358,7 +361,8 @@ static void arena_races_mappings(void **state) {
   atomic_init(&race.stop, 0);
   atomic_init(&race.failures, 0);
   xt_thread threads[3];
-  for (int i = 0; i < 3; i++) xt_thread_start(&threads[i], mapping_churn, &race);
+  for (int i = 0; i < 3; i++)
+    xt_thread_start(&threads[i], mapping_churn, &race);
   xm_arena *a = xt_arena(16 * U);
   unsigned char *base = xt_arena_base(a);
   int lost = 0;
@@ -380,7 +384,8 @@ static void arena_races_mappings(void **state) {
     }
   }
   atomic_store(&race.stop, 1);
-  for (int i = 0; i < 3; i++) xt_thread_join(threads[i]);
+  for (int i = 0; i < 3; i++)
+    xt_thread_join(threads[i]);
   xm_arena_free(a);
   if (lost) print_message("%d arena changes lost address space to other threads\n", lost);
   assert_int_equal(atomic_load(&race.failures), 0);

@@ -94,7 +94,8 @@ static void no_leaks(void **state) {
   (void)state;
   unsigned char *data = malloc(U); /* a whole unit: a Windows view may not pass the section's end */
   assert_non_null(data);
-  for (size_t i = 0; i < U; i++) data[i] = (unsigned char)('0' + i % 10);
+  for (size_t i = 0; i < U; i++)
+    data[i] = (unsigned char)('0' + i % 10);
   xm_descriptor f = xt_temp_file(data, U, 1);
   free(data);
   xm_descriptor s = xt_arena_descriptor(f, 1);

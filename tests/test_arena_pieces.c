@@ -10,7 +10,8 @@
 
 /* ---- descriptors in the arena --------------------------------------------------------------- */
 static void fill_units(unsigned char *p, size_t units, unsigned char first_tag) {
-  for (size_t k = 0; k < units; k++) memset(p + k * U, first_tag + (int)k, U);
+  for (size_t k = 0; k < units; k++)
+    memset(p + k * U, first_tag + (int)k, U);
 }
 
 static void file_in_arena(void **state) {
@@ -98,7 +99,8 @@ static void removal_keeps_neighbours(void **state) {
   xm_arena *a = xt_arena(8 * U);
   unsigned char *base = xt_arena_base(a);
   XT_OK(xm_arena_add_anon(a, 0, 8 * U, XM_PROT_READ_WRITE));
-  for (size_t k = 0; k < 8; k++) memset(base + k * U, (int)(0x10 + k), U);
+  for (size_t k = 0; k < 8; k++)
+    memset(base + k * U, (int)(0x10 + k), U);
   XT_OK(xm_arena_remove(a, 3 * U, 2 * U));
   XT_OK(xm_arena_add_anon(a, 6 * U, U, XM_PROT_NONE));
   assert_int_equal(base[2 * U + 7], 0x12);
@@ -142,18 +144,21 @@ static void check_model(xm_arena *a, const int *model) {
   unsigned char seen[MODEL_UNITS];
   xt_probe_readable(base, U, MODEL_UNITS, seen);
   for (size_t k = 0; k < MODEL_UNITS; k++) {
-    if ((model[k] == UNREADABLE) == (seen[k] != 0)) print_message("unit %lu: model %d, readable %d\n", (unsigned long)k, model[k], seen[k]);
+    if ((model[k] == UNREADABLE) == (seen[k] != 0))
+      print_message("unit %lu: model %d, readable %d\n", (unsigned long)k, model[k], seen[k]);
     assert_int_equal(model[k] == UNREADABLE, seen[k] == 0);
     if (model[k] == UNREADABLE) continue;
     if (base[k * U] != model[k] || base[k * U + U - 1] != model[k])
-      print_message("unit %lu: model 0x%x, bytes 0x%x 0x%x\n", (unsigned long)k, model[k], base[k * U], base[k * U + U - 1]);
+      print_message("unit %lu: model 0x%x, bytes 0x%x 0x%x\n", (unsigned long)k, model[k], base[k * U],
+                    base[k * U + U - 1]);
     assert_int_equal(base[k * U], model[k]);
     assert_int_equal(base[k * U + U - 1], model[k]);
   }
 }
 
 static void model_set(int *model, size_t from, size_t units, int value, int step) {
-  for (size_t k = from; k < from + units; k++, value += step) model[k] = value;
+  for (size_t k = from; k < from + units; k++, value += step)
+    model[k] = value;
 }
 
 static void overlapping_changes_model(void **state) {

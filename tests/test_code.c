@@ -77,7 +77,8 @@ static bool in_place_rewrites_seen(void) {
   xm_code *same = NULL;
   if (xm_code_new(8192, XM_CODE_TOGGLE, NULL, &same) != XM_OK) return false;
   bool seen = true;
-  for (unsigned k = 0; k < 8; k++) seen &= rewrite_seen(same, k * 512, 7, 8) == 8;
+  for (unsigned k = 0; k < 8; k++)
+    seen &= rewrite_seen(same, k * 512, 7, 8) == 8;
   xm_code_free(same);
   return seen;
 }
@@ -493,11 +494,12 @@ static void windows_execute_rights(void **state) {
 /* ---- the instruction cache --------------------------------------------------------------------- */
 static void icache_method_is_named(void **state) {
   (void)state;
-  const char *known[] = {"coherent", "dc cvau + ic ivau", "cacheflush", "riscv_flush_icache", "icbi",
-                         "FlushInstructionCache", "builtin"};
+  const char *known[] = {"coherent", "dc cvau + ic ivau",     "cacheflush", "riscv_flush_icache",
+                         "icbi",     "FlushInstructionCache", "builtin"};
   const char *m = xm_icache_method();
   bool found = false;
-  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) found |= m && strcmp(m, known[i]) == 0;
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+    found |= m && strcmp(m, known[i]) == 0;
   if (!found) print_message("unknown icache method \"%s\"\n", m ? m : "(null)");
   assert_true(found);
   static unsigned char buf[256];

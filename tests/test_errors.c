@@ -24,11 +24,13 @@ static void status_texts(void **state) {
       {XM_E_SYSTEM_CALL, "mmap related system call failed"},
       {XM_E_WRITE_FROM_MEMORY, "failed to write from memory to file"},
   };
-  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) assert_string_equal(xm_strerror(table[i].status), table[i].text);
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+    assert_string_equal(xm_strerror(table[i].status), table[i].text);
   /* every status has its own non-empty text; unknown values still get one */
   for (int s = XM_E_ACCESS; s < 0; s++) {
     assert_true(strlen(xm_strerror(s)) > 0);
-    for (int t = XM_E_ACCESS; t < s; t++) assert_string_not_equal(xm_strerror(s), xm_strerror(t));
+    for (int t = XM_E_ACCESS; t < s; t++)
+      assert_string_not_equal(xm_strerror(s), xm_strerror(t));
   }
   assert_string_equal(xm_strerror(-1000), "unknown xmmap status");
   assert_string_equal(xm_strerror(5), "unknown xmmap status");
@@ -118,7 +120,8 @@ static void system_facts(void **state) {
   static const char *const methods[] = {"clwb", "clflushopt", "clflush", "dc cvac", "dcbst", "cbo.clean", "none"};
   const char *method = xm_flush_method();
   int known = 0;
-  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) known |= strcmp(method, methods[i]) == 0;
+  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+    known |= strcmp(method, methods[i]) == 0;
   assert_true(known);
   print_message("page %lu, granularity %lu, line %lu (%s), flush %s, back end %s\n", (unsigned long)page,
                 (unsigned long)gran, (unsigned long)line, xm_cacheline_source(), method, xm_backend_name());
@@ -192,9 +195,9 @@ static void prot_allows(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(status_texts),   cmocka_unit_test(detail_texts), cmocka_unit_test(errmsg_is_per_thread),
-      cmocka_unit_test(system_facts),   cmocka_unit_test(facts_match_the_os), cmocka_unit_test(os_error_text_is_trimmed),
-      cmocka_unit_test(version),        cmocka_unit_test(prot_allows),
+      cmocka_unit_test(status_texts), cmocka_unit_test(detail_texts),       cmocka_unit_test(errmsg_is_per_thread),
+      cmocka_unit_test(system_facts), cmocka_unit_test(facts_match_the_os), cmocka_unit_test(os_error_text_is_trimmed),
+      cmocka_unit_test(version),      cmocka_unit_test(prot_allows),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -569,7 +569,8 @@ static void code_buffers(void **state) {
     }
   if (xm_code_new(3 * page, XM_CODE_TOGGLE, NULL, &toggle_code) == XM_OK) {
     XT_OK(xm_code_end_write(toggle_code, 0, 3 * page));
-    const struct op op = {"code begin_write + end_write (toggle)", NULL, code_write_run, code_write_undo, NULL, NULL, NULL};
+    const struct op op = {
+        "code begin_write + end_write (toggle)", NULL, code_write_run, code_write_undo, NULL, NULL, NULL};
     walk(&op);
     const struct op sync = {"icache_sync", NULL, icache_sync_run, NULL, xm_code_exec_ptr(toggle_code), NULL, NULL};
     walk(&sync);

@@ -180,8 +180,8 @@ static void test_cacheline_size_is_sane(void **state) {
   assert_true((line & (line - 1)) == 0);
   assert_true(line <= 256);
   assert_int_equal(xm_cacheline_size(), line); /* once: stable */
-  static const char *const sources[] = {"cpuid", "ctr_el0", "hwprobe", "sysconf", "auxv",
-                                        "GetLogicalProcessorInformation", "assumed", NULL};
+  static const char *const sources[] = {
+      "cpuid", "ctr_el0", "hwprobe", "sysconf", "auxv", "GetLogicalProcessorInformation", "assumed", NULL};
   assert_non_null(xm_cacheline_source());
   assert_true(is_one_of(xm_cacheline_source(), sources));
   static const char *const methods[] = {"clwb", "clflushopt", "clflush", "dc cvac", "dcbst", "cbo.clean", "none", NULL};
@@ -279,7 +279,8 @@ static void test_x86_variant(void **state) {
 static int flush_supported(void) { return strcmp(xm_flush_method(), "none") != 0; }
 
 static void fill(unsigned char *p, size_t n, unsigned seed) {
-  for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(i * 31u + seed);
+  for (size_t i = 0; i < n; i++)
+    p[i] = (unsigned char)(i * 31u + seed);
 }
 
 /* Checks that flushing [off, off + len) either works and leaves the data intact, or reports the
@@ -311,10 +312,11 @@ static void test_flush_real_mapping(void **state) {
 
   const size_t line = xm_cacheline_size();
   const size_t cases[][2] = {
-      {0, 1}, {60, 8}, {line - 1, 2}, {page - 1, 2}, {1, size - 1}, {size - 1, 1}, {size - line, line},
+      {0, 1},    {60, 8},   {line - 1, 2}, {page - 1, 2}, {1, size - 1}, {size - 1, 1}, {size - line, line},
       {0, size}, {size, 0}, {17, 0},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) flush_and_check(m, cases[i][0], cases[i][1], expect);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    flush_and_check(m, cases[i][0], cases[i][1], expect);
 
   /* Rewrite after a flush and flush again: data stays what was written last. */
   fill(expect, size, 99);
@@ -336,8 +338,7 @@ static void test_flush_real_mapping(void **state) {
 
   free(expect);
   xm_mapping_free(m);
-  if (!flush_supported())
-    print_message("flush not supported here: checked validation and NOT_IMPLEMENTED only\n");
+  if (!flush_supported()) print_message("flush not supported here: checked validation and NOT_IMPLEMENTED only\n");
 }
 
 static void test_flush_unsupported_reports_reason(void **state) {

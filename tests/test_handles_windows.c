@@ -105,7 +105,8 @@ static void handles_balance_after_builds_and_frees(void **state) {
   xm_builder_align(&b, 1u << 20);
   XT_OK(xm_builder_build(&b, &m[3]));
   assert_int_equal(xm__test_open_handles(), handles + 1);
-  for (int i = 0; i < 4; i++) xm_mapping_free(m[i]);
+  for (int i = 0; i < 4; i++)
+    xm_mapping_free(m[i]);
   assert_int_equal(xm__test_open_handles(), handles);
   xm_shm_free(shm);
   xt_close(f);

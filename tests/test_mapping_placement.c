@@ -176,7 +176,8 @@ static void large_folio_placement(void **state) {
   (void)state;
   /* POSIX: 2 MiB boundaries for large folios. Windows has no large folios: views start on the
      64 KiB allocation granularity, which is what is checked there. */
-  const uintptr_t unit = xm_allocation_granularity() == xm_page_size() ? (uintptr_t)2 << 20 : xm_allocation_granularity();
+  const uintptr_t unit =
+      xm_allocation_granularity() == xm_page_size() ? (uintptr_t)2 << 20 : xm_allocation_granularity();
   void *zeros = calloc(1, 1 << 20);
   assert_non_null(zeros);
   xm_descriptor f = xt_temp_file(zeros, 1 << 20, 1);

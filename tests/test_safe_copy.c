@@ -40,8 +40,8 @@ static void truncated_file(void **state) {
   (void)state;
   if (!sigbus_addr_ok)
     XT_SKIP("SIGBUS si_addr is %p for a fault at %p: this emulator reports host addresses (qemu-user "
-            "with a 32-bit guest), so no handler can place a SIGBUS", (void *)sigbus_addr_seen,
-            (void *)sigbus_addr_expected);
+            "with a 32-bit guest), so no handler can place a SIGBUS",
+            (void *)sigbus_addr_seen, (void *)sigbus_addr_expected);
   own_fault_signals();
   xm_descriptor fd;
   xm_mapping *m = xt_truncated_file_mapping(page, &fd);
@@ -55,7 +55,8 @@ static void truncated_file(void **state) {
   /* page 0 is still there */
   XT_OK(xm_mapping_read_slice_safe(m, buf, page, 0, &copied));
   assert_int_equal(copied, page);
-  for (size_t i = 0; i < page; i++) assert_int_equal(buf[i], (unsigned char)(i * 7 + 3));
+  for (size_t i = 0; i < page; i++)
+    assert_int_equal(buf[i], (unsigned char)(i * 7 + 3));
   /* a copy that starts in page 0 stops where the file ends */
   XT_STATUS(XM_E_FAULT, xm_mapping_read_slice_safe(m, buf, 2 * page, page / 2, &copied));
   expect_fault_at(page);
@@ -97,7 +98,8 @@ static void inaccessible_page(void **state) {
   snprintf(want, sizeof want, "(%zu bytes copied)", 2 * page);
   xt_assert_errmsg_has(want);
   /* everything before the faulting page was copied */
-  for (size_t i = 0; i < 2 * page; i++) assert_int_equal(buf[i], (unsigned char)(i * 13 + 5));
+  for (size_t i = 0; i < 2 * page; i++)
+    assert_int_equal(buf[i], (unsigned char)(i * 13 + 5));
   XT_STATUS(XM_E_FAULT, xm_mapping_write_slice_safe(m, buf, page, 2 * page + 100, &copied));
   expect_fault_at(2 * page + 100);
   XT_STATUS(XM_E_FAULT, xm_mapping_write_slice_safe(m, buf, 2 * page, page + 1, &copied));
@@ -108,7 +110,8 @@ static void inaccessible_page(void **state) {
   XT_OK(xm_mapping_write_slice_safe(m, buf, page, 3 * page, &copied));
   assert_int_equal(copied, page);
   /* and a copy that faults many times over works every time */
-  for (int i = 0; i < 200; i++) XT_STATUS(XM_E_FAULT, xm_mapping_read_slice_safe(m, buf, 64, 2 * page + 64, &copied));
+  for (int i = 0; i < 200; i++)
+    XT_STATUS(XM_E_FAULT, xm_mapping_read_slice_safe(m, buf, 64, 2 * page + 64, &copied));
   xt_raw_protect((unsigned char *)xm_mapping_ptr(m) + 2 * page, page, 1);
   XT_OK(xm_mapping_read_slice_safe(m, buf, 4 * page, 0, &copied));
   assert_int_equal(copied, 4 * page);
@@ -123,7 +126,8 @@ static void same_contract_as_slices(void **state) {
   xm_mapping *m = xt_anon_patterned(2 * page);
   unsigned char buf[32], back[32];
   size_t copied = 0;
-  for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)(0xA0 + i);
+  for (size_t i = 0; i < sizeof buf; i++)
+    buf[i] = (unsigned char)(0xA0 + i);
   XT_OK(xm_mapping_write_slice_safe(m, buf, sizeof buf, 2 * page - 10, &copied));
   assert_int_equal(copied, 10); /* clamped */
   XT_OK(xm_mapping_read_slice_safe(m, back, sizeof back, 2 * page - 10, &copied));
@@ -172,7 +176,8 @@ static void offsets_are_mapping_relative(void **state) {
   size_t len = gran + 4 * page;
   unsigned char *data = malloc(len);
   assert_non_null(data);
-  for (size_t i = 0; i < len; i++) data[i] = (unsigned char)(i * 3 + 1);
+  for (size_t i = 0; i < len; i++)
+    data[i] = (unsigned char)(i * 3 + 1);
   xm_descriptor f = xt_temp_file(data, len, 1);
   xm_builder b = xm_builder_new(3 * page);
   xm_builder_from_file(&b, f);
@@ -237,8 +242,10 @@ static void safe_copies_fault_on_many_threads(void **state) {
   atomic_int failures;
   atomic_init(&failures, 0);
   xt_thread threads[4];
-  for (int i = 0; i < 4; i++) xt_thread_start(&threads[i], safe_copy_worker, &failures);
-  for (int i = 0; i < 4; i++) xt_thread_join(threads[i]);
+  for (int i = 0; i < 4; i++)
+    xt_thread_start(&threads[i], safe_copy_worker, &failures);
+  for (int i = 0; i < 4; i++)
+    xt_thread_join(threads[i]);
   assert_int_equal(atomic_load(&failures), 0);
 }
 

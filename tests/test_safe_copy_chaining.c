@@ -87,8 +87,7 @@ static int child_main(enum child_kind kind) {
     (void)xm_mapping_read_slice_safe(m, xm_mapping_ptr(bad), page, 0, &copied);
     return 51;
   }
-  default:
-    return 99;
+  default: return 99;
   }
 }
 
@@ -158,7 +157,8 @@ static void fault_elsewhere_kills(void **state) {
   assert_child_died_of(CHILD_CONTROL_SIGSEGV, SIGSEGV);
   if (!sigbus_addr_ok)
     print_message("SIGBUS reports si_addr %p for a fault at %p here (qemu-user with a 32-bit guest): "
-                  "SIGSEGV stands in for it\n", (void *)sigbus_addr_seen, (void *)sigbus_addr_expected);
+                  "SIGSEGV stands in for it\n",
+                  (void *)sigbus_addr_seen, (void *)sigbus_addr_expected);
   else if (!sigbus_in_children_ok)
     print_message("a SIGBUS in a forked child is never delivered here: SIGSEGV stands in for it\n");
   else
@@ -206,8 +206,7 @@ static int chained_steps(void) {
   if (!gone || !m || mprotect((unsigned char *)xm_mapping_ptr(m) + page, page, PROT_NONE) != 0) return 3;
   /* the safe copies recover their own faults (the first one installs the library's handler) */
   if (xm_mapping_read_slice_safe(m, buf, sizeof buf, page, &copied) != XM_E_FAULT) return 4;
-  if (sigbus_addr_ok && xm_mapping_read_slice_safe(gone, buf, sizeof buf, 2 * page, &copied) != XM_E_FAULT)
-    return 5;
+  if (sigbus_addr_ok && xm_mapping_read_slice_safe(gone, buf, sizeof buf, 2 * page, &copied) != XM_E_FAULT) return 5;
   if (chained_segv || chained_bus) return 6;
   /* a raw SIGSEGV elsewhere reaches the SA_SIGINFO handler with its address */
   unsigned char *target = (unsigned char *)xm_mapping_ptr(m) + page + 8;

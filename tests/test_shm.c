@@ -191,8 +191,8 @@ static void descriptor_slices(void **state) {
   xm_mapping *m = map_descriptor(shm, 5);
   xm_slice s;
   XT_OK(xm_mapping_get_slice(m, 2, 3, &s));
-  assert_int_equal(s.size, 3);                                       /* slice_size */
-  assert_ptr_equal(s.addr, (unsigned char *)xm_mapping_ptr(m) + 2); /* slice_addr */
+  assert_int_equal(s.size, 3);                                        /* slice_size */
+  assert_ptr_equal(s.addr, (unsigned char *)xm_mapping_ptr(m) + 2);   /* slice_addr */
   XT_STATUS(XM_E_OVERFLOW, xm_mapping_get_slice(m, SIZE_MAX, 3, &s)); /* slice_overflow_error */
   XT_STATUS(XM_E_OUT_OF_BOUNDS, xm_mapping_get_slice(m, 3, 3, &s));   /* slice_oob_error */
   xt_assert_errmsg_has("address 0x6 is out of bounds");

@@ -158,7 +158,8 @@ static void write_multiple(void **state) {
   assert_int_equal(slice_write(&s, a, 4), 4);
   assert_int_equal(slice_write(&s, b, 4), 4);
   assert_int_equal(s.size, 8);
-  for (int i = 1; i <= 8; i++) assert_int_equal(mem[i], i);
+  for (int i = 1; i <= 8; i++)
+    assert_int_equal(mem[i], i);
   assert_int_equal(mem[9], 0xCC);
 }
 
@@ -201,26 +202,31 @@ static void doc_tests(void **state) {
   (void)state;
   memset(mem, 0, sizeof mem);
   xm_slice_write_bytes(whole(32), 45);
-  for (int i = 0; i < 32; i++) assert_int_equal(mem[i], 45);
+  for (int i = 0; i < 32; i++)
+    assert_int_equal(mem[i], 45);
 
   memset(mem, 0, 32);
   uint8_t buf[16];
   memset(buf, 5, sizeof buf);
   assert_int_equal(xm_slice_copy_to(whole(32), buf, sizeof buf), 16);
-  for (int i = 0; i < 16; i++) assert_int_equal(buf[i], 0);
+  for (int i = 0; i < 16; i++)
+    assert_int_equal(buf[i], 0);
 
-  for (int i = 0; i < 32; i++) mem[i] = (uint8_t)i;
+  for (int i = 0; i < 32; i++)
+    mem[i] = (uint8_t)i;
   xm_slice sub;
   XT_OK(xm_slice_sub(whole(32), 16, 16, &sub));
   assert_int_equal(xm_slice_copy_to_slice(whole(32), sub), 16);
-  for (int i = 0; i < 16; i++) assert_int_equal(mem[16 + i], i);
+  for (int i = 0; i < 16; i++)
+    assert_int_equal(mem[16 + i], i);
 
   uint8_t fives[64];
   memset(fives, 5, sizeof fives);
   assert_int_equal(xm_slice_copy_from(whole(32), fives, sizeof fives), 32);
   uint32_t words[4];
   assert_int_equal(xm_slice_copy_to(whole(32), words, sizeof words), 16);
-  for (int i = 0; i < 4; i++) assert_int_equal(words[i], 0x05050505u);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(words[i], 0x05050505u);
 }
 
 /* Slices from a real mapping: crosvm's slice_size / slice_addr / slice_overflow / slice_oob. */

@@ -32,7 +32,8 @@ static void barrier_wait(void) {
     atomic_fetch_add(&barrier_phase, 1);
     return;
   }
-  while (atomic_load(&barrier_phase) == phase) yield_now();
+  while (atomic_load(&barrier_phase) == phase)
+    yield_now();
 }
 
 struct facts {
@@ -52,19 +53,19 @@ struct worker {
 static xm_mapping *shared_mapping;
 static xm_arena *shared_arena;
 
-#define CHECK(w, cond, ...)                                                                        \
-  do {                                                                                             \
-    (w)->operations++;                                                                             \
-    if (!(cond) && (w)->error[0] == '\0') {                                                        \
-      snprintf((w)->error, sizeof (w)->error, __VA_ARGS__);                                        \
-      return;                                                                                      \
-    }                                                                                              \
+#define CHECK(w, cond, ...)                                                                                            \
+  do {                                                                                                                 \
+    (w)->operations++;                                                                                                 \
+    if (!(cond) && (w)->error[0] == '\0') {                                                                            \
+      snprintf((w)->error, sizeof(w)->error, __VA_ARGS__);                                                             \
+      return;                                                                                                          \
+    }                                                                                                                  \
   } while (0)
-#define CHECK_RC(w, expected, call)                                                                \
-  do {                                                                                             \
-    int rc_ = (call);                                                                              \
-    CHECK(w, rc_ == (expected), "thread %d: %s -> %d (%s), expected %d", (w)->id, #call, rc_, xm_errmsg(), \
-          (int)(expected));                                                                        \
+#define CHECK_RC(w, expected, call)                                                                                    \
+  do {                                                                                                                 \
+    int rc_ = (call);                                                                                                  \
+    CHECK(w, rc_ == (expected), "thread %d: %s -> %d (%s), expected %d", (w)->id, #call, rc_, xm_errmsg(),             \
+          (int)(expected));                                                                                            \
   } while (0)
 
 /* This thread's own failures, each checked after the other threads had a chance to fail too. */
@@ -75,10 +76,9 @@ static void own_failures(struct worker *w, xm_mapping *m, int round) {
   CHECK_RC(w, XM_E_INVALID_ADDRESS, xm_mapping_read_obj(m, &v, sizeof v, offset));
   yield_now();
   snprintf(want, sizeof want, "offset=%zu count=8", offset);
-  CHECK(w, strstr(xm_errmsg(), want) != NULL, "thread %d: xm_errmsg() \"%s\" is not its own (%s)", w->id,
-        xm_errmsg(), want);
-  CHECK(w, xm_os_error() == 0, "thread %d: xm_os_error() %d after a failure without an OS call", w->id,
-        xm_os_error());
+  CHECK(w, strstr(xm_errmsg(), want) != NULL, "thread %d: xm_errmsg() \"%s\" is not its own (%s)", w->id, xm_errmsg(),
+        want);
+  CHECK(w, xm_os_error() == 0, "thread %d: xm_os_error() %d after a failure without an OS call", w->id, xm_os_error());
 
   xm_slice whole = {xm_mapping_ptr(m), (size_t)(16 + w->id)}, out;
   CHECK_RC(w, XM_E_OUT_OF_BOUNDS, xm_slice_sub(whole, 0, (size_t)(17 + w->id), &out));
@@ -235,16 +235,20 @@ static void threads_share_the_library(void **state) {
      (this is the program's first test), and thread 0 makes the shared objects afterwards. */
   static struct worker workers[NTHREADS];
   memset(workers, 0, sizeof workers);
-  for (int i = 0; i < NTHREADS; i++) workers[i].id = i;
+  for (int i = 0; i < NTHREADS; i++)
+    workers[i].id = i;
   xt_thread threads[NTHREADS];
-  for (int i = 0; i < NTHREADS; i++) xt_thread_start(&threads[i], worker_main, &workers[i]);
-  for (int i = 0; i < NTHREADS; i++) xt_thread_join(threads[i]);
+  for (int i = 0; i < NTHREADS; i++)
+    xt_thread_start(&threads[i], worker_main, &workers[i]);
+  for (int i = 0; i < NTHREADS; i++)
+    xt_thread_join(threads[i]);
   int operations = 0;
   for (int i = 0; i < NTHREADS; i++) {
     if (workers[i].error[0]) print_message("%s\n", workers[i].error);
     operations += workers[i].operations;
   }
-  for (int i = 0; i < NTHREADS; i++) assert_string_equal(workers[i].error, "");
+  for (int i = 0; i < NTHREADS; i++)
+    assert_string_equal(workers[i].error, "");
   /* every thread saw the same once-initialised facts */
   for (int i = 1; i < NTHREADS; i++) {
     assert_int_equal(workers[i].facts.page, workers[0].facts.page);
@@ -310,8 +314,10 @@ static void churn_leaks_nothing(void **state) {
     workers[i].facts.gran = xm_allocation_granularity();
   }
   xt_thread threads[NTHREADS];
-  for (int i = 0; i < NTHREADS; i++) xt_thread_start(&threads[i], churn_main, &workers[i]);
-  for (int i = 0; i < NTHREADS; i++) xt_thread_join(threads[i]);
+  for (int i = 0; i < NTHREADS; i++)
+    xt_thread_start(&threads[i], churn_main, &workers[i]);
+  for (int i = 0; i < NTHREADS; i++)
+    xt_thread_join(threads[i]);
   for (int i = 0; i < NTHREADS; i++) {
     if (workers[i].error[0]) print_message("%s\n", workers[i].error);
     assert_string_equal(workers[i].error, "");
@@ -355,8 +361,10 @@ static void placement_races(void **state) {
   atomic_init(&failures, 0);
   xt_thread threads[NTHREADS];
   long handles = xt_snap().handles;
-  for (int i = 0; i < NTHREADS; i++) xt_thread_start(&threads[i], placement_worker, &failures);
-  for (int i = 0; i < NTHREADS; i++) xt_thread_join(threads[i]);
+  for (int i = 0; i < NTHREADS; i++)
+    xt_thread_start(&threads[i], placement_worker, &failures);
+  for (int i = 0; i < NTHREADS; i++)
+    xt_thread_join(threads[i]);
   assert_int_equal(atomic_load(&failures), 0);
   assert_int_equal(xt_snap().handles, handles);
 }

@@ -43,21 +43,21 @@
 #endif
 
 /* A skipped test says why, from a feature probe, in its output. */
-#define XT_SKIP(...)                                                                               \
-  do {                                                                                             \
-    print_message("[  SKIP    ] ");                                                                \
-    print_message(__VA_ARGS__);                                                                    \
-    print_message("\n");                                                                           \
-    skip();                                                                                        \
+#define XT_SKIP(...)                                                                                                   \
+  do {                                                                                                                 \
+    print_message("[  SKIP    ] ");                                                                                    \
+    print_message(__VA_ARGS__);                                                                                        \
+    print_message("\n");                                                                                               \
+    skip();                                                                                                            \
   } while (0)
 
 /* Asserts a status and, on mismatch, shows the library's message. */
-#define XT_STATUS(expected, call)                                                                  \
-  do {                                                                                             \
-    int xt_rc_ = (call);                                                                           \
-    if (xt_rc_ != (expected))                                                                      \
-      print_message("%s -> %d (%s), expected %d\n", #call, xt_rc_, xm_errmsg(), (int)(expected));  \
-    assert_int_equal(xt_rc_, (expected));                                                          \
+#define XT_STATUS(expected, call)                                                                                      \
+  do {                                                                                                                 \
+    int xt_rc_ = (call);                                                                                               \
+    if (xt_rc_ != (expected))                                                                                          \
+      print_message("%s -> %d (%s), expected %d\n", #call, xt_rc_, xm_errmsg(), (int)(expected));                      \
+    assert_int_equal(xt_rc_, (expected));                                                                              \
   } while (0)
 #define XT_OK(call) XT_STATUS(XM_OK, call)
 
@@ -100,14 +100,16 @@ static inline void xt_assert_bytes(const xm_mapping *m, size_t offset, size_t le
 static inline unsigned char *xt_pattern(size_t len, unsigned mul, unsigned add) {
   unsigned char *p = malloc(len ? len : 1);
   assert_non_null(p);
-  for (size_t i = 0; i < len; i++) p[i] = (unsigned char)(i * mul + add);
+  for (size_t i = 0; i < len; i++)
+    p[i] = (unsigned char)(i * mul + add);
   return p;
 }
 
 /* Byte i of the position pattern: a function of the absolute position, so that any window of a
    patterned file or memory can be checked against it wherever it was mapped. */
 static inline void xt_fill_position_pattern(unsigned char *buf, size_t len, uint64_t base) {
-  for (size_t i = 0; i < len; i++) buf[i] = (unsigned char)(((base + i) * 7u + ((base + i) >> 12)) & 0xff);
+  for (size_t i = 0; i < len; i++)
+    buf[i] = (unsigned char)(((base + i) * 7u + ((base + i) >> 12)) & 0xff);
 }
 
 /* How many rounds a repeated test runs: XMMAP_TEST_ROUNDS when set (valgrind runs threads one at a
@@ -367,7 +369,8 @@ static inline xt_snapshot xt_snap(void) {
   }
   DIR *d = opendir("/proc/self/fd");
   if (d) {
-    while (readdir(d)) s.handles++;
+    while (readdir(d))
+      s.handles++;
     closedir(d);
   }
   return s;
@@ -401,8 +404,8 @@ static inline int xt_mappings_comparable(void) {
 static inline void xt_assert_same(xt_snapshot before, xt_snapshot after) {
   if (!xt_mappings_comparable()) after.mappings = before.mappings;
   if (before.mappings != after.mappings || before.handles != after.handles)
-    print_message("leak: mappings %ld -> %ld, handles %ld -> %ld\n", before.mappings, after.mappings,
-                  before.handles, after.handles);
+    print_message("leak: mappings %ld -> %ld, handles %ld -> %ld\n", before.mappings, after.mappings, before.handles,
+                  after.handles);
   assert_int_equal(before.mappings, after.mappings);
   assert_int_equal(before.handles, after.handles);
 }

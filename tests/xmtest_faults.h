@@ -17,7 +17,8 @@
 static inline xm_mapping *xt_anon_patterned(size_t size) {
   xm_mapping *m = xt_anon(size);
   unsigned char *p = xm_mapping_ptr(m);
-  for (size_t i = 0; i < size; i++) p[i] = (unsigned char)(i * 13 + 5);
+  for (size_t i = 0; i < size; i++)
+    p[i] = (unsigned char)(i * 13 + 5);
   return m;
 }
 
@@ -27,7 +28,8 @@ static inline xm_mapping *xt_anon_patterned(size_t size) {
 static inline xm_mapping *xt_truncated_file_mapping(size_t page, xm_descriptor *fd_out) {
   unsigned char *data = malloc(3 * page);
   if (!data) return NULL;
-  for (size_t i = 0; i < 3 * page; i++) data[i] = (unsigned char)(i * 7 + 3);
+  for (size_t i = 0; i < 3 * page; i++)
+    data[i] = (unsigned char)(i * 7 + 3);
   xm_descriptor fd = xt_temp_file(data, 3 * page, 1);
   free(data);
   xm_builder b = xm_builder_new(3 * page);

@@ -20,7 +20,8 @@ int bench_setup_jit(struct bench *b, const struct workload *w) {
   b->buf_block = malloc(size);
   if (!b->buf_block) return bench_fail(b, XM_E_NO_MEMORY, "out of memory");
   b->buf = b->buf_block;
-  for (size_t i = 0; i < size; i++) b->buf[i] = (unsigned char)(i * 7 + 1); /* stands for code */
+  for (size_t i = 0; i < size; i++)
+    b->buf[i] = (unsigned char)(i * 7 + 1); /* stands for code */
   return 0;
 }
 

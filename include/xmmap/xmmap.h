@@ -152,10 +152,10 @@ XM_API uint64_t xm_shm_size(const xm_shm *shm);
 XM_API xm_descriptor xm_shm_descriptor(const xm_shm *shm);
 /** Closes the descriptor; mappings made from it stay valid. */
 XM_API void xm_shm_free(xm_shm *shm);
-#define XM_SEAL_SEAL 1u         /**< no more seals (F_SEAL_SEAL) */
-#define XM_SEAL_SHRINK 2u       /**< the size cannot shrink (F_SEAL_SHRINK) */
-#define XM_SEAL_GROW 4u         /**< the size cannot grow (F_SEAL_GROW) */
-#define XM_SEAL_WRITE 8u        /**< no writes, no writable shared mappings (F_SEAL_WRITE) */
+#define XM_SEAL_SEAL 1u          /**< no more seals (F_SEAL_SEAL) */
+#define XM_SEAL_SHRINK 2u        /**< the size cannot shrink (F_SEAL_SHRINK) */
+#define XM_SEAL_GROW 4u          /**< the size cannot grow (F_SEAL_GROW) */
+#define XM_SEAL_WRITE 8u         /**< no writes, no writable shared mappings (F_SEAL_WRITE) */
 #define XM_SEAL_FUTURE_WRITE 16u /**< no new writable mappings (F_SEAL_FUTURE_WRITE) */
 /** XM_E_NOT_IMPLEMENTED where the system has no seals (Windows, shm_open). */
 XM_API int xm_shm_get_seals(const xm_shm *shm, unsigned *seals);
@@ -290,8 +290,10 @@ XM_API int xm_mapping_read_obj_volatile(const xm_mapping *m, void *obj, size_t s
 
 /* The out-of-line halves of the checked accessors: the exact status for what the fast path
    does not take. Not for direct use. */
-XM_API XM__COLD int xm__mapping_write_slice_slow(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied);
-XM_API XM__COLD int xm__mapping_read_slice_slow(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied);
+XM_API XM__COLD int xm__mapping_write_slice_slow(const xm_mapping *m, const void *buf, size_t len, size_t offset,
+                                                 size_t *copied);
+XM_API XM__COLD int xm__mapping_read_slice_slow(const xm_mapping *m, void *buf, size_t len, size_t offset,
+                                                size_t *copied);
 /* For objects: XM_OK when the access may go ahead, 1 when there is nothing to copy (size 0), or
    the failure status. */
 XM_API XM__COLD int xm__mapping_check_obj(const xm_mapping *m, size_t size, size_t offset, xm_prot need);
@@ -311,7 +313,8 @@ static inline bool xm__fits(size_t offset, size_t size, size_t limit) {
 
 /** Copies min(len, size - offset) bytes from buf at offset; offset > size is XM_E_INVALID_ADDRESS.
     m must not be NULL (undefined behaviour on this hot path). copied may be NULL. */
-static inline int xm_mapping_write_slice(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied) {
+static inline int xm_mapping_write_slice(const xm_mapping *m, const void *buf, size_t len, size_t offset,
+                                         size_t *copied) {
   const xm_mapping_prefix *p = XM__CAST(const xm_mapping_prefix *, XM__CAST(const void *, m));
   if (offset < p->write_limit) {
     size_t n = p->write_limit - offset < len ? p->write_limit - offset : len;
@@ -404,8 +407,8 @@ XM_API void *xm_region_ptr(const xm_region *r);
 /** The region's size. */
 XM_API size_t xm_region_size(const xm_region *r);
 /** XM_E_ADD_FD_MAPPING_UNSUPPORTED unless the region is an arena. */
-XM_API int xm_region_add_fd_mapping(xm_region *r, size_t offset, size_t size, xm_descriptor d,
-                                    uint64_t d_offset, xm_prot prot);
+XM_API int xm_region_add_fd_mapping(xm_region *r, size_t offset, size_t size, xm_descriptor d, uint64_t d_offset,
+                                    xm_prot prot);
 /** XM_E_REMOVE_MAPPING_UNSUPPORTED unless the region is an arena. */
 XM_API int xm_region_remove_mapping(xm_region *r, size_t offset, size_t size);
 /** Durable flush of [offset, offset + size); XM_E_INVALID_ADDRESS when it leaves the region. */
@@ -436,11 +439,24 @@ XM_API void xm_arena_free(xm_arena *a);
 /** @{ */
 /** Portable advice: MADV_* on Linux, the native equivalent (or XM_E_NOT_IMPLEMENTED) on Windows. */
 typedef enum xm_advice {
-  XM_ADVICE_NORMAL, XM_ADVICE_RANDOM, XM_ADVICE_SEQUENTIAL, XM_ADVICE_WILLNEED,
-  XM_ADVICE_DONTNEED, XM_ADVICE_REMOVE, XM_ADVICE_DONTFORK, XM_ADVICE_DOFORK,
-  XM_ADVICE_HUGEPAGE, XM_ADVICE_NOHUGEPAGE, XM_ADVICE_DONTDUMP, XM_ADVICE_DODUMP,
-  XM_ADVICE_MERGEABLE, XM_ADVICE_UNMERGEABLE, XM_ADVICE_COLD, XM_ADVICE_PAGEOUT,
-  XM_ADVICE_POPULATE_READ, XM_ADVICE_POPULATE_WRITE,
+  XM_ADVICE_NORMAL,
+  XM_ADVICE_RANDOM,
+  XM_ADVICE_SEQUENTIAL,
+  XM_ADVICE_WILLNEED,
+  XM_ADVICE_DONTNEED,
+  XM_ADVICE_REMOVE,
+  XM_ADVICE_DONTFORK,
+  XM_ADVICE_DOFORK,
+  XM_ADVICE_HUGEPAGE,
+  XM_ADVICE_NOHUGEPAGE,
+  XM_ADVICE_DONTDUMP,
+  XM_ADVICE_DODUMP,
+  XM_ADVICE_MERGEABLE,
+  XM_ADVICE_UNMERGEABLE,
+  XM_ADVICE_COLD,
+  XM_ADVICE_PAGEOUT,
+  XM_ADVICE_POPULATE_READ,
+  XM_ADVICE_POPULATE_WRITE,
 } xm_advice;
 /** Advice on [offset, offset + len); XM_E_INVALID_RANGE with details when it leaves the mapping. */
 XM_API int xm_mapping_advise(const xm_mapping *m, size_t offset, size_t len, xm_advice advice);

@@ -17,9 +17,11 @@ enum { ICACHE_STEP = 32 };
 
 static void sync_icbi(uintptr_t start, uintptr_t end) {
   uintptr_t first = start & ~(uintptr_t)(ICACHE_STEP - 1);
-  for (uintptr_t a = first; a < end; a += ICACHE_STEP) __asm__ volatile("dcbst 0, %0" : : "r"(a) : "memory");
+  for (uintptr_t a = first; a < end; a += ICACHE_STEP)
+    __asm__ volatile("dcbst 0, %0" : : "r"(a) : "memory");
   __asm__ volatile("sync" : : : "memory");
-  for (uintptr_t a = first; a < end; a += ICACHE_STEP) __asm__ volatile("icbi 0, %0" : : "r"(a) : "memory");
+  for (uintptr_t a = first; a < end; a += ICACHE_STEP)
+    __asm__ volatile("icbi 0, %0" : : "r"(a) : "memory");
   __asm__ volatile("sync\n\tisync" : : : "memory");
 }
 

@@ -106,7 +106,8 @@ static int reserve_at(const struct xm__os_arena *arena, void *addr, size_t len) 
 /* Maps the piece an add creates at addr (NULL: anywhere), MAP_FIXED when addr is set. */
 static void *map_piece(void *addr, const struct xm__arena_piece *q, int fd) {
   int flags = MAP_SHARED | MAP_NORESERVE | (addr ? MAP_FIXED : 0);
-  if (q->kind == XM__PIECE_ANON) return xm__posix_mmap(addr, q->size, xm__posix_prot(q->prot), flags | MAP_ANONYMOUS, -1, 0);
+  if (q->kind == XM__PIECE_ANON)
+    return xm__posix_mmap(addr, q->size, xm__posix_prot(q->prot), flags | MAP_ANONYMOUS, -1, 0);
   return xm__posix_map_descriptor(addr, q->size, q->prot, flags, fd, q->backing_offset);
 }
 

@@ -53,8 +53,7 @@ static void on_fault(int sig, siginfo_t *info, void *uc) {
   int saved_errno = errno;
   struct guard_frame *f = running;
   /* si_code > 0: raised by the kernel for a fault, not sent by kill/raise/tgkill. */
-  if (f && info && info->si_code > 0 && (uintptr_t)info->si_addr - f->guard->lo < f->guard->len)
-    siglongjmp(f->env, 1);
+  if (f && info && info->si_code > 0 && (uintptr_t)info->si_addr - f->guard->lo < f->guard->len) siglongjmp(f->env, 1);
   /* Not ours. The thread's guard is cleared while the fault is passed on: a handler that jumps
      out leaves no guard behind for a later fault to jump into; one that returns gets it back. */
   running = NULL;

@@ -75,9 +75,11 @@ static void populate(void *addr, size_t len, xm_prot prot, enum xm__source sourc
   if (madvise(addr, len, advice) == 0 || errno != EINVAL || source != XM__SOURCE_ANON) return;
   size_t page = xm__page_size();
   if (prot & XM_PROT_WRITE)
-    for (size_t i = 0; i < len; i += page) *(volatile unsigned char *)((unsigned char *)addr + i) = 0;
+    for (size_t i = 0; i < len; i += page)
+      *(volatile unsigned char *)((unsigned char *)addr + i) = 0;
   else
-    for (size_t i = 0; i < len; i += page) (void)*(volatile unsigned char *)((unsigned char *)addr + i);
+    for (size_t i = 0; i < len; i += page)
+      (void)*(volatile unsigned char *)((unsigned char *)addr + i);
 }
 
 static size_t log2_size(size_t v) {
@@ -117,7 +119,8 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
   if (!has_fd) flags |= MAP_ANONYMOUS | MAP_NORESERVE;
   if (req->flags & XM__OPT_HUGE_PAGES) {
     if (has_fd)
-      return xm__fail(XM_E_NOT_IMPLEMENTED, "huge pages for a descriptor need a hugetlbfs file or an MFD_HUGETLB memfd");
+      return xm__fail(XM_E_NOT_IMPLEMENTED,
+                      "huge pages for a descriptor need a hugetlbfs file or an MFD_HUGETLB memfd");
 #if defined(MAP_HUGETLB)
     /* Reserved up front, so a system without free huge pages fails here rather than with SIGBUS. */
     flags &= ~MAP_NORESERVE;
@@ -208,7 +211,8 @@ void xm__os_unmap(struct xm__os_view *view) {
 
 int xm__os_sync(const struct xm__os_view *view, void *addr, size_t len, xm_sync mode) {
   (void)view;
-  if (xm__posix_injected() || msync(addr, len, mode == XM_SYNC_ASYNC ? MS_ASYNC : MS_SYNC) != 0) return xm__posix_fail_errno("msync");
+  if (xm__posix_injected() || msync(addr, len, mode == XM_SYNC_ASYNC ? MS_ASYNC : MS_SYNC) != 0)
+    return xm__posix_fail_errno("msync");
   return XM_OK;
 }
 

@@ -146,9 +146,13 @@ int xm__os_shm_create(const char *name, uint64_t size, unsigned flags, xm_descri
   return XM_OK;
 }
 
-static const struct { unsigned xm, os; } seal_bits[] = {
-    {XM_SEAL_SEAL, F_SEAL_SEAL},   {XM_SEAL_SHRINK, F_SEAL_SHRINK},
-    {XM_SEAL_GROW, F_SEAL_GROW},   {XM_SEAL_WRITE, F_SEAL_WRITE},
+static const struct {
+  unsigned xm, os;
+} seal_bits[] = {
+    {XM_SEAL_SEAL, F_SEAL_SEAL},
+    {XM_SEAL_SHRINK, F_SEAL_SHRINK},
+    {XM_SEAL_GROW, F_SEAL_GROW},
+    {XM_SEAL_WRITE, F_SEAL_WRITE},
     {XM_SEAL_FUTURE_WRITE, F_SEAL_FUTURE_WRITE},
 };
 
@@ -175,4 +179,3 @@ int xm__os_shm_add_seals(xm_descriptor d, unsigned seals) {
   }
   return XM_OK;
 }
-

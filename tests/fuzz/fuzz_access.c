@@ -80,7 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(rc == XM_OK, "build of %zu bytes: %s", mo.size, xm_errmsg());
   unsigned char *base = xm_mapping_ptr(m);
   memset(shadow, 0, mo.size);
-  for (size_t p = 0; p < MAX_PAGES; p++) page_prot[p] = mo.built;
+  for (size_t p = 0; p < MAX_PAGES; p++)
+    page_prot[p] = mo.built;
 
   for (int ops = 0; ops < 48 && !fuzz_done(&in); ops++) {
     uint8_t op = fuzz_u8(&in) % 11;
@@ -90,7 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     switch (op) {
     case 0: { /* write_obj: the bytes come from the input */
       int want = obj_status(&mo, len, offset, XM_PROT_WRITE);
-      for (size_t i = 0; want == XM_OK && i < len; i++) buf[i] = fuzz_u8(&in);
+      for (size_t i = 0; want == XM_OK && i < len; i++)
+        buf[i] = fuzz_u8(&in);
       expect(xm_mapping_write_obj(m, buf, len, offset), want, "write_obj", offset, len);
       if (want == XM_OK && len) memcpy(shadow + offset, buf, len);
       break;
@@ -98,7 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 1: { /* read_obj */
       int want = obj_status(&mo, len, offset, XM_PROT_READ);
       expect(xm_mapping_read_obj(m, back, len, offset), want, "read_obj", offset, len);
-      if (want == XM_OK && len) FUZZ_CHECK(memcmp(back, shadow + offset, len) == 0, "read_obj(%zu, %zu) bytes", offset, len);
+      if (want == XM_OK && len)
+        FUZZ_CHECK(memcmp(back, shadow + offset, len) == 0, "read_obj(%zu, %zu) bytes", offset, len);
       break;
     }
     case 2:
@@ -137,7 +140,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       xm_slice s = {NULL, 12345};
       expect(xm_mapping_get_slice(m, offset, len, &s), want, "get_slice", offset, len);
       if (want == XM_OK)
-        FUZZ_CHECK((uintptr_t)s.addr == (uintptr_t)base + offset && s.size == len, "get_slice(%zu, %zu) gave %p+%zu", offset, len, s.addr, s.size);
+        FUZZ_CHECK((uintptr_t)s.addr == (uintptr_t)base + offset && s.size == len, "get_slice(%zu, %zu) gave %p+%zu",
+                   offset, len, s.addr, s.size);
       else
         FUZZ_CHECK(s.addr == NULL && s.size == 12345, "get_slice wrote out on failure");
       break;
@@ -168,16 +172,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       expect(xm_mapping_flush_region(m, offset, len), want, "flush_region", offset, len);
       break;
     }
-    default: { /* protect: lower, or raise again up to the built protection */
+    default: {                         /* protect: lower, or raise again up to the built protection */
       xm_prot prot = fuzz_u8(&in) % 5; /* 4: unknown bit */
       size_t end;
-      int want = prot > XM_PROT_READ_WRITE                         ? XM_E_INVALID_ARGUMENT
-                 : (!add_ok(offset, len, &end) || end > mo.size)   ? XM_E_INVALID_RANGE
-                 : (prot & ~mo.built) != 0                         ? XM_E_ACCESS
-                                                                   : XM_OK;
+      int want = prot > XM_PROT_READ_WRITE                       ? XM_E_INVALID_ARGUMENT
+                 : (!add_ok(offset, len, &end) || end > mo.size) ? XM_E_INVALID_RANGE
+                 : (prot & ~mo.built) != 0                       ? XM_E_ACCESS
+                                                                 : XM_OK;
       expect(xm_mapping_protect(m, offset, len, prot), want, "protect", offset, len);
       if (want == XM_OK && len)
-        for (size_t p = offset / page; p <= (offset + len - 1) / page; p++) page_prot[p] = prot;
+        for (size_t p = offset / page; p <= (offset + len - 1) / page; p++)
+          page_prot[p] = prot;
       break;
     }
     }

@@ -17,9 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define SHM_UNITS 12
 
 enum { RES, ANON, FD };
-static struct {
-  uint8_t kind, prot, tag;
-} model[UNITS];
+static struct { uint8_t kind, prot, tag; } model[UNITS];
 
 static size_t unit;
 static xm_shm *shm;
@@ -62,7 +60,8 @@ static int expected_status(size_t arena_size, size_t offset, size_t len, int pro
   if (end < offset || end > arena_size) return XM_E_INVALID_ADDRESS;
   *rounded = (len + unit - 1) / unit * unit;
   if (fd) {
-    if (d_offset > (uint64_t)INT64_MAX || (uint64_t)*rounded > (uint64_t)INT64_MAX - d_offset) return XM_E_INVALID_OFFSET;
+    if (d_offset > (uint64_t)INT64_MAX || (uint64_t)*rounded > (uint64_t)INT64_MAX - d_offset)
+      return XM_E_INVALID_OFFSET;
     if (d_offset % unit) return XM_E_NOT_PAGE_ALIGNED;
   }
   return XM_OK;
@@ -76,8 +75,9 @@ static void verify(unsigned char *base, const char *after) {
     int got = readable(p);
     FUZZ_CHECK(got == want, "after %s: unit %zu readable %d, model %d (kind %d prot %d)", after, k, got, want,
                model[k].kind, model[k].prot);
-    if (want) FUZZ_CHECK(*p == model[k].tag, "after %s: unit %zu holds 0x%x, model 0x%x (kind %d)", after, k, *p,
-                         model[k].tag, model[k].kind);
+    if (want)
+      FUZZ_CHECK(*p == model[k].tag, "after %s: unit %zu holds 0x%x, model 0x%x (kind %d)", after, k, *p, model[k].tag,
+                 model[k].kind);
   }
 }
 
@@ -104,8 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       d_offset = (d & 0xc0) == 0xc0 ? fuzz_u64(&in) : (uint64_t)(d % (SHM_UNITS + 1)) * unit + ((d & 0x20) ? 1 : 0);
     }
     size_t rounded = 0;
-    int want = expected_status(arena_size, offset, len, op == 2 || prot <= XM_PROT_READ_WRITE, op == 1, d_offset,
-                               &rounded);
+    int want =
+        expected_status(arena_size, offset, len, op == 2 || prot <= XM_PROT_READ_WRITE, op == 1, d_offset, &rounded);
     int rc;
     const char *name = op == 0 ? "add_anon" : op == 1 ? "add_fd" : "remove";
     if (op == 0)

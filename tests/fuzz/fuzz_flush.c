@@ -39,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t line = (size_t)4 << (fuzz_u8(&in) % 7); /* 4 .. 256 */
     uint8_t how = fuzz_u8(&in);
     size_t region = fuzz_size_near(&in, 4096, line);
-    uintptr_t base = (how & 1) ? (uintptr_t)fuzz_u64(&in) : (uintptr_t)(UINTPTR_MAX - fuzz_size_near(&in, region, line));
+    uintptr_t base =
+        (how & 1) ? (uintptr_t)fuzz_u64(&in) : (uintptr_t)(UINTPTR_MAX - fuzz_size_near(&in, region, line));
     /* a region never wraps: base + size may reach 2^N exactly, not beyond */
     if ((wide)base + region > SPACE) region = (size_t)(SPACE - base);
     size_t offset = fuzz_size_near(&in, region, line), len = fuzz_size_near(&in, region, line);

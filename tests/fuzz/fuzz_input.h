@@ -19,7 +19,8 @@ static inline int fuzz_done(const struct fuzz_input *in) { return in->at >= in->
 
 static inline uint64_t fuzz_u64(struct fuzz_input *in) {
   uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = v << 8 | fuzz_u8(in);
+  for (int i = 0; i < 8; i++)
+    v = v << 8 | fuzz_u8(in);
   return v;
 }
 
@@ -45,14 +46,14 @@ static inline size_t fuzz_size_near(struct fuzz_input *in, size_t size, size_t u
 }
 
 /* A model mismatch is a bug: say what differs and abort, so that libFuzzer keeps the input. */
-#define FUZZ_CHECK(cond, ...)                                                                      \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "model mismatch at %s:%d: ", __FILE__, __LINE__);                            \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fprintf(stderr, "\n");                                                                       \
-      abort();                                                                                     \
-    }                                                                                              \
+#define FUZZ_CHECK(cond, ...)                                                                                          \
+  do {                                                                                                                 \
+    if (!(cond)) {                                                                                                     \
+      fprintf(stderr, "model mismatch at %s:%d: ", __FILE__, __LINE__);                                                \
+      fprintf(stderr, __VA_ARGS__);                                                                                    \
+      fprintf(stderr, "\n");                                                                                           \
+      abort();                                                                                                         \
+    }                                                                                                                  \
   } while (0)
 
 #endif /* XMMAP_FUZZ_INPUT_H */

@@ -53,7 +53,8 @@ static void check_offset(xm_slice s, size_t count) {
     want = XM_OK;
   xm_slice out = {NULL, 777};
   int rc = xm_slice_offset(s, count, &out);
-  FUZZ_CHECK(rc == want, "slice_offset({%p, %zu}, %zu): %d, model %d (%s)", s.addr, s.size, count, rc, want, xm_errmsg());
+  FUZZ_CHECK(rc == want, "slice_offset({%p, %zu}, %zu): %d, model %d (%s)", s.addr, s.size, count, rc, want,
+             xm_errmsg());
   if (want == XM_OK)
     FUZZ_CHECK((uintptr_t)out.addr == (uintptr_t)addr && out.size == s.size - count, "slice_offset result {%p, %zu}",
                out.addr, out.size);

@@ -27,11 +27,24 @@ int xmmap_header_consumer(xm_mapping *m) {
   const xm_prot prots[] = {XM_PROT_NONE, XM_PROT_READ, XM_PROT_WRITE, XM_PROT_READ_WRITE};
   const unsigned seals = XM_SEAL_SEAL | XM_SEAL_SHRINK | XM_SEAL_GROW | XM_SEAL_WRITE | XM_SEAL_FUTURE_WRITE;
   if (prots[3] != (prots[1] | prots[2]) || prots[0] != 0u || seals != 31u) rc |= XM_E_INVALID_ARGUMENT;
-  const int statuses[] = {XM_E_ADD_FD_MAPPING_UNSUPPORTED, XM_E_INVALID_ADDRESS, XM_E_INVALID_ALIGNMENT,
-                          XM_E_INVALID_ARGUMENT, XM_E_INVALID_OFFSET, XM_E_INVALID_RANGE, XM_E_NOT_IMPLEMENTED,
-                          XM_E_NOT_PAGE_ALIGNED, XM_E_READ_TO_MEMORY, XM_E_REMOVE_MAPPING_UNSUPPORTED,
-                          XM_E_SYSTEM_CALL, XM_E_WRITE_FROM_MEMORY, XM_E_OUT_OF_BOUNDS, XM_E_OVERFLOW,
-                          XM_E_NO_MEMORY, XM_E_FAULT, XM_E_EXISTS, XM_E_ACCESS};
+  const int statuses[] = {XM_E_ADD_FD_MAPPING_UNSUPPORTED,
+                          XM_E_INVALID_ADDRESS,
+                          XM_E_INVALID_ALIGNMENT,
+                          XM_E_INVALID_ARGUMENT,
+                          XM_E_INVALID_OFFSET,
+                          XM_E_INVALID_RANGE,
+                          XM_E_NOT_IMPLEMENTED,
+                          XM_E_NOT_PAGE_ALIGNED,
+                          XM_E_READ_TO_MEMORY,
+                          XM_E_REMOVE_MAPPING_UNSUPPORTED,
+                          XM_E_SYSTEM_CALL,
+                          XM_E_WRITE_FROM_MEMORY,
+                          XM_E_OUT_OF_BOUNDS,
+                          XM_E_OVERFLOW,
+                          XM_E_NO_MEMORY,
+                          XM_E_FAULT,
+                          XM_E_EXISTS,
+                          XM_E_ACCESS};
   if (statuses[sizeof statuses / sizeof statuses[0] - 1] != XM_E_ACCESS) rc |= XM_E_INVALID_ARGUMENT;
   const xm_sync sync = XM_SYNC_SYNC;
   const xm_advice advice = XM_ADVICE_POPULATE_WRITE;
