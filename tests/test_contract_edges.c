@@ -345,7 +345,9 @@ static void sync_without_a_file(void **state) {
     XT_OK(xm_builder_build(&b, &ms[i]));
   }
   XT_OK(xm_mapping_write_slice(ms[1], "private!", 8, 100, NULL));
-  for (int i = 0; i < 4; i++) {
+  /* valgrind reports msync of a no-access mapping as touching unaddressable bytes (the kernel
+     syncs it all the same): that one is left out there. */
+  for (int i = 0; i < (xt_under_valgrind() ? 3 : 4); i++) {
     XT_OK(xm_mapping_msync(ms[i]));
     XT_OK(xm_mapping_sync_range(ms[i], 0, 2 * page, XM_SYNC_SYNC));
     XT_OK(xm_mapping_sync_range(ms[i], 10, page, XM_SYNC_ASYNC));

@@ -173,7 +173,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     }
     default: {                         /* protect: lower, or raise again up to the built protection */
-      xm_prot prot = fuzz_u8(&in) % 5; /* 4: unknown bit */
+      xm_prot prot = fuzz_u8(&in) % 5;
+      if (prot == 4) prot = 8; /* an unknown bit (4 is XM_PROT_EXEC) */
       size_t end;
       int want = prot > XM_PROT_READ_WRITE                       ? XM_E_INVALID_ARGUMENT
                  : (!add_ok(offset, len, &end) || end > mo.size) ? XM_E_INVALID_RANGE

@@ -97,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t sel = fuzz_u8(&in);
     size_t offset = (sel & 0xe0) ? (size_t)(sel % (UNITS + 2)) * unit : fuzz_size_near(&in, arena_size, unit);
     size_t len = (sel & 0x10) ? fuzz_size_near(&in, arena_size, unit) : (size_t)(fuzz_u8(&in) % (UNITS + 1)) * unit;
-    xm_prot prot = fuzz_u8(&in) % 5; /* 4: unknown bit */
+    xm_prot prot = fuzz_u8(&in) % 5;
+    if (prot == 4) prot = 8; /* an unknown bit (4 is XM_PROT_EXEC) */
     uint64_t d_offset = 0;
     if (op == 1) {
       uint8_t d = fuzz_u8(&in);
