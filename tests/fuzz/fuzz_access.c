@@ -172,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       expect(xm_mapping_flush_region(m, offset, len), want, "flush_region", offset, len);
       break;
     }
-    default: {                         /* protect: lower, or raise again up to the built protection */
+    default: { /* protect: lower, or raise again up to the built protection */
       xm_prot prot = fuzz_u8(&in) % 5;
       if (prot == 4) prot = 8; /* an unknown bit (4 is XM_PROT_EXEC) */
       size_t end;
