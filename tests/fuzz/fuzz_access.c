@@ -134,9 +134,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       break;
     }
-    case 6: { /* get_slice: crosvm's order, overflow before bounds */
+    case 6: { /* get_slice: crosvm's order, overflow before bounds; then read access to every byte */
       size_t end;
-      int want = !add_ok(offset, len, &end) ? XM_E_OVERFLOW : end > mo.size ? XM_E_OUT_OF_BOUNDS : XM_OK;
+      int want = !add_ok(offset, len, &end)                       ? XM_E_OVERFLOW
+                 : end > mo.size                                  ? XM_E_OUT_OF_BOUNDS
+                 : len && !allows(&mo, offset, len, XM_PROT_READ) ? XM_E_ACCESS
+                                                                  : XM_OK;
       xm_slice s = {NULL, 12345};
       expect(xm_mapping_get_slice(m, offset, len, &s), want, "get_slice", offset, len);
       if (want == XM_OK)
