@@ -32,11 +32,7 @@ static size_t page;
 #ifndef _WIN32
 /* cmocka swaps its own SIGSEGV/SIGBUS handler in around every test; each test that needs the
    library's puts it back (captured in main() right after the library installed it). */
-static struct sigaction lib_sigbus, lib_sigsegv;
-static void own_fault_signals(void) {
-  sigaction(SIGBUS, &lib_sigbus, NULL);
-  sigaction(SIGSEGV, &lib_sigsegv, NULL);
-}
+static void own_fault_signals(void) { xt_own_fault_signals(); }
 #else
 static void own_fault_signals(void) {}
 #endif
@@ -441,13 +437,7 @@ int main(int argc, char **argv) {
                   "inaccessible page (SIGSEGV) stands in for a truncated file\n");
   /* The program's handler first; the library's goes in over it on the first safe copy. */
   install_program_handler();
-  xm_mapping *m = xt_anon(page);
-  unsigned char byte;
-  size_t copied;
-  if (xm_mapping_read_slice_safe(m, &byte, 1, 0, &copied) != XM_OK) return 1;
-  xm_mapping_free(m);
-  sigaction(SIGBUS, NULL, &lib_sigbus);
-  sigaction(SIGSEGV, NULL, &lib_sigsegv);
+  if (xt_capture_library_handler() != XM_OK) return 1;
 #endif
   const struct CMUnitTest tests[] = {
   /* This order: under TSan, once a handler has been left with siglongjmp from inside the library's

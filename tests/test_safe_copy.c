@@ -25,11 +25,7 @@ static void expect_fault_at(size_t offset) {
    any program that installs a handler after the library's would. Each test that needs faults
    recovered puts the library's handler back first; it is captured in main() right after the
    library installed it. */
-static struct sigaction lib_sigbus, lib_sigsegv;
-static void own_fault_signals(void) {
-  sigaction(SIGBUS, &lib_sigbus, NULL);
-  sigaction(SIGSEGV, &lib_sigsegv, NULL);
-}
+static void own_fault_signals(void) { xt_own_fault_signals(); }
 
 /* See xt_sigbus_reports_address: where SIGBUS has no true address the SIGBUS test skips. */
 static int sigbus_addr_ok = 1;
@@ -257,13 +253,7 @@ int main(void) {
   sigbus_addr_seen = seen;
   sigbus_addr_expected = expected;
   /* The first safe copy installs the library's handler; kept for own_fault_signals(). */
-  xm_mapping *m = xt_anon(page);
-  unsigned char byte;
-  size_t copied;
-  if (xm_mapping_read_slice_safe(m, &byte, 1, 0, &copied) != XM_OK) return 1;
-  xm_mapping_free(m);
-  sigaction(SIGBUS, NULL, &lib_sigbus);
-  sigaction(SIGSEGV, NULL, &lib_sigsegv);
+  if (xt_capture_library_handler() != XM_OK) return 1;
 #endif
   const struct CMUnitTest tests[] = {
 #ifndef _WIN32

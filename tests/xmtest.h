@@ -446,6 +446,28 @@ static inline void xt_walk_make_failures(int (*make)(void **out), void (*destroy
    The child must not use cmocka's asserts (they would run the rest of the tests in it). ---- */
 #ifndef _WIN32
 #include <signal.h>
+
+/* cmocka swaps its own SIGSEGV/SIGBUS handlers in around every test: a test that needs the
+   library's puts it back with xt_own_fault_signals(), after main() captured it with
+   xt_capture_library_handler() (a first safe copy makes the library install it). */
+static inline struct sigaction *xt_library_handlers(void) {
+  static struct sigaction handlers[2]; /* SIGBUS, SIGSEGV */
+  return handlers;
+}
+static inline int xt_capture_library_handler(void) {
+  xm_mapping *m = xt_anon(4096);
+  unsigned char byte;
+  size_t copied;
+  int rc = xm_mapping_read_slice_safe(m, &byte, 1, 0, &copied);
+  xm_mapping_free(m);
+  sigaction(SIGBUS, NULL, &xt_library_handlers()[0]);
+  sigaction(SIGSEGV, NULL, &xt_library_handlers()[1]);
+  return rc;
+}
+static inline void xt_own_fault_signals(void) {
+  sigaction(SIGBUS, &xt_library_handlers()[0], NULL);
+  sigaction(SIGSEGV, &xt_library_handlers()[1], NULL);
+}
 #include <sys/wait.h>
 #define XT_CHILD_SKIP 77 /* the child's exit status for "cannot run here"; its line says why */
 typedef struct xt_child {
