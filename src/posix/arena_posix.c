@@ -130,7 +130,10 @@ static int add_piece(const struct xm__os_arena *arena, const struct xm__arena_pi
   if (mremap(tmp, q->size, q->size, MREMAP_MAYMOVE | MREMAP_FIXED, at) != MAP_FAILED) return XM_OK;
   int e = errno;
   munmap(tmp, q->size);
-  if (e != EINVAL && e != ENOSYS) return xm__fail_os(XM_E_SYSTEM_CALL, e, "mremap");
+  /* Out of mappings: the old pages are still there, and a direct MAP_FIXED would risk them. Any
+     other refusal is the mapping's kind (a device whose driver will not move its mappings, no
+     mremap here): map in place as before. */
+  if (e == ENOMEM) return xm__fail_os(XM_E_SYSTEM_CALL, e, "mremap");
 #else
   munmap(tmp, q->size);
 #endif
