@@ -11,6 +11,7 @@
    address; elsewhere (qemu-user with a 32-bit guest) a page made inaccessible behind the
    library's back (SIGSEGV) stands in. Run one test: test_fault_robustness <name pattern>. */
 #include "xmtest.h"
+#include "xmtest_faults.h"
 
 #include <stdatomic.h>
 
@@ -166,38 +167,6 @@ static void gone_make(struct gone *g) {
 static void gone_free(struct gone *g) {
   xm_mapping_free(g->m);
   if (g->fd != XT_NO_FILE) xt_close(g->fd);
-}
-
-/* Run before any handler is installed: whether a SIGBUS reports the address that faulted
-   (qemu-user 7.2 with a 32-bit guest reports a host address). */
-static sigjmp_buf probe_env;
-static void *volatile probe_addr;
-static void probe_handler(int sig, siginfo_t *info, void *uc) {
-  (void)sig;
-  (void)uc;
-  probe_addr = info->si_addr;
-  siglongjmp(probe_env, 1);
-}
-static int probe_sigbus_address(void) {
-  unsigned char zeros[64] = {0};
-  xm_descriptor fd = xt_temp_file(zeros, sizeof zeros, 1);
-  void *p = mmap(NULL, 2 * page, PROT_READ, MAP_SHARED, fd, 0);
-  int ok = 0;
-  if (p != MAP_FAILED) {
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = probe_handler;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, &old);
-    unsigned char *target = (unsigned char *)p + page + 9;
-    if (sigsetjmp(probe_env, 1) == 0) xt_touch(target);
-    sigaction(SIGBUS, &old, NULL);
-    ok = probe_addr == (void *)target;
-    munmap(p, 2 * page);
-  }
-  xt_close(fd);
-  return ok;
 }
 
 /* ---- the program's own fault handler, installed before the library's ---------------------- */
@@ -431,7 +400,8 @@ int main(int argc, char **argv) {
   page = xm_page_size();
   if (argc > 1) cmocka_set_test_filter(argv[1]);
 #ifndef _WIN32
-  sigbus_addr_ok = probe_sigbus_address();
+  uintptr_t seen, expected; /* before any handler is installed (xmtest_faults.h) */
+  sigbus_addr_ok = xt_sigbus_reports_address(page, &seen, &expected);
   if (!sigbus_addr_ok)
     print_message("SIGBUS does not report the faulting address here (qemu-user with a 32-bit guest): an "
                   "inaccessible page (SIGSEGV) stands in for a truncated file\n");
