@@ -29,6 +29,7 @@ const char *xm_strerror(int status) {
   case XM_E_EXISTS: return "requested fixed range is already in use";
   case XM_E_ACCESS: return "access not allowed by the mapping's protection";
   case XM_E_NO_ADDRESS: return "no free address range satisfies the placement";
+  case XM_E_MAP_LIMIT: return "the limit on the number of mappings is reached";
   default: return "unknown xmmap status";
   }
 }

@@ -71,6 +71,7 @@ enum {
   XM_E_EXISTS = -17,                     /**< a no-replace fixed mapping found the range in use */
   XM_E_ACCESS = -18,                     /**< the mapping's protection forbids this access */
   XM_E_NO_ADDRESS = -19,                 /**< no free address range satisfies the placement asked for */
+  XM_E_MAP_LIMIT = -20,                  /**< the OS's limit on the number of mappings is reached */
 };
 /** Fixed text for a status (crosvm's wording); never NULL, also for unknown values. */
 XM_API const char *xm_strerror(int status);
@@ -432,6 +433,64 @@ XM_API int xm_arena_remove(xm_arena *a, size_t offset, size_t size);
 XM_API xm_region *xm_arena_region(xm_arena *a);
 /** Unmaps everything and releases the reservation. */
 XM_API void xm_arena_free(xm_arena *a);
+/** @} */
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Fault hooks, region protection and write tracking
+ * One process-wide fault dispatcher (POSIX: a SIGSEGV + SIGBUS handler; Windows: a vectored
+ * exception handler) serves the program's hooks and the library's own fault-safe copies. A memory
+ * fault goes to, in order: the hooks covering the address (most recently added first, until one
+ * returns XM_FAULT_RETRY), the fault-safe copy running on the faulting thread (XM_E_FAULT), and
+ * whatever handled faults before the library. See the README's "Fault hooks" for what a hook may
+ * call and the alternate-stack size it needs. */
+/** @{ */
+/** One memory fault, as the faulting thread's hook sees it. */
+typedef struct xm_fault {
+  void *addr;     /**< the faulting data address (the instruction's for a fetch) */
+  void *pc;       /**< the faulting instruction where the OS reports it, else NULL */
+  void *context;  /**< ucontext_t * / CONTEXT *: a hook may change it before XM_FAULT_RETRY */
+  xm_prot access; /**< XM_PROT_READ, _WRITE or _EXEC where the CPU says which, else 0 */
+} xm_fault;
+/** What a hook did with a fault. */
+typedef enum xm_fault_action {
+  XM_FAULT_RETRY, /**< fixed (mapping, protection or context): resume the faulting thread */
+  XM_FAULT_PASS,  /**< not handled: try the next hook, then the rest of the dispatch */
+} xm_fault_action;
+/** A hook: runs in the faulting thread, inside its signal handler / exception dispatch. */
+typedef xm_fault_action (*xm_fault_fn)(const xm_fault *fault, void *user);
+typedef struct xm_fault_hook xm_fault_hook;
+/** Calls fn for memory faults in [addr, addr + len) (len > 0). Installs the dispatcher. */
+XM_API int xm_fault_hook_add(const void *addr, size_t len, xm_fault_fn fn, void *user, xm_fault_hook **out);
+/** Stops dispatching to h and frees it; returns when no other thread runs h's fn. From inside h's
+    own fn it returns at once (its own call ends when fn returns). NULL is a no-op. */
+XM_API void xm_fault_hook_remove(xm_fault_hook *h);
+/** XM_OK while the library's handler is in front (installing it first if it was not yet),
+    XM_E_EXISTS when another handler was installed over it. */
+XM_API int xm_fault_handler_check(void);
+/** Puts the library's handler back in front, chaining to the handler found there. */
+XM_API int xm_fault_handler_reinstall(void);
+
+/** Changes the protection of [offset, offset + len) of a region: a mapping's as
+    xm_mapping_protect; an arena's piece by piece, never above what each piece was added with,
+    all or nothing; memory the caller owns (external) as asked. */
+XM_API int xm_region_protect(xm_region *r, size_t offset, size_t len, xm_prot prot);
+
+/** A write tracker: the pages of a region range written since the last collect. */
+typedef struct xm_dirty xm_dirty;
+/** Tracks [offset, offset + len) of r (whole pages; flags 0). XM_E_EXISTS when another tracker
+    covers any of it. */
+XM_API int xm_dirty_new(xm_region *r, size_t offset, size_t len, unsigned flags, xm_dirty **out);
+/** Reports the pages written since creation or the last collect and re-arms them: page i of the
+    range is bit i % 64 of bitmap[i / 64]; *count (may be NULL) = pages reported. nbits must be at
+    least the tracked page count. Every write is reported at the latest by the first collect that
+    starts after the write completed; a page may be reported without having been written. */
+XM_API int xm_dirty_collect(xm_dirty *d, uint64_t *bitmap, size_t nbits, size_t *count);
+/** The size of one tracked page. */
+XM_API size_t xm_dirty_page_size(const xm_dirty *d);
+/** "uffd-wp" (Linux userfaultfd write-protect, collected by PAGEMAP_SCAN) or "protect". */
+XM_API const char *xm_dirty_strategy(const xm_dirty *d);
+/** Stops tracking (the region's protection is what its owner set) and frees d. */
+XM_API void xm_dirty_free(xm_dirty *d);
 /** @} */
 
 /* ------------------------------------------------------------------------------------------ */
