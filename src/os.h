@@ -159,6 +159,35 @@ struct xm__fault_guard {
  *    handle, or guarded runs lose their recovery. */
 int xm__os_run_guarded(struct xm__fault_guard *g);
 
+/* ---- kernel write tracking (dirty_*.c) --------------------------------------------------------
+ * The "uffd-wp" strategy of xm_dirty: the kernel write-protects the range and records the first
+ * write to each page itself (Linux userfaultfd in asynchronous write-protect mode, collected and
+ * re-armed by one PAGEMAP_SCAN), so no fault reaches user space. Windows and kernels or emulators
+ * without it give XM_E_NOT_IMPLEMENTED and the front end write-protects pages itself ("protect"). */
+struct xm__os_wp {
+  intptr_t handle; /* the userfaultfd, or -1 */
+};
+/* Whether the strategy works here, probed once (every step: the userfaultfd syscall, UFFDIO_API
+   with the asynchronous write-protect features, PAGEMAP_SCAN); when it does not, *why (static
+   text) says which step failed. */
+bool xm__os_wp_available(const char **why);
+/* Starts tracking [addr, addr + len) (page-aligned, > 0; memory of one region: shared memory,
+   anonymous or file mappings): registers it and write-protects every page. Protection set with
+   mprotect / VirtualProtect is independent of it. */
+int xm__os_wp_start(void *addr, size_t len, struct xm__os_wp *wp);
+/* Tracks [addr, addr + len) again after its kernel mapping was replaced (an arena piece added
+   inside the tracked range: the new mapping is not registered). The caller reports the range
+   dirty in full at the next collect. */
+int xm__os_wp_restart_range(struct xm__os_wp *wp, void *addr, size_t len);
+/* Sets bit (first_bit + i) of bitmap (bit n is bit n % 64 of bitmap[n / 64]) for each page i of
+   [addr, addr + len) written since it was last write-protected, write-protects those pages again
+   in the same call, and adds the number of pages reported to *count. Bits of unwritten pages are
+   left as they are. */
+int xm__os_wp_collect(struct xm__os_wp *wp, void *addr, size_t len, uint64_t *bitmap, size_t first_bit,
+                      size_t *count);
+/* Stops tracking [addr, addr + len) and releases the tracker; never fails. */
+void xm__os_wp_stop(struct xm__os_wp *wp, void *addr, size_t len);
+
 /* ---- fault-injection seam (test builds only) --------------------------------------------------- */
 /* Back ends ask this before each OS primitive; when it is true they act as if the call failed
    with *os_error (set errno / SetLastError to it). Release builds compile it away. */
