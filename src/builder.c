@@ -57,6 +57,12 @@ void xm_builder_fixed_noreplace(xm_builder *b, void *addr) {
   b->_private.flags |= XM__OPT_FIXED_NOREPLACE;
   b->_private.fixed_addr = addr;
 }
+void xm_builder_address_range(xm_builder *b, uintptr_t lo, uintptr_t hi) {
+  if (!b) return;
+  b->_private.flags |= XM__OPT_ADDRESS_RANGE;
+  b->_range[0] = lo;
+  b->_range[1] = hi;
+}
 void xm_builder_huge_pages(xm_builder *b, size_t page_size) {
   if (!b) return;
   b->_private.flags |= XM__OPT_HUGE_PAGES;
@@ -82,6 +88,33 @@ static int check_fixed(const xm_builder *b, size_t gran, size_t page, uint64_t a
   if (xm__add_overflows(size, 2 * guard + page, &end) || at > UINTPTR_MAX - end)
     return xm__fail(XM_E_INVALID_ADDRESS, "fixed address %p + %zu bytes and guards passes the address space",
                     b->_private.fixed_addr, size);
+  return XM_OK;
+}
+
+/* An address range: not with a fixed address, not empty, and with room for the mapping and its
+   guards in the whole granules inside it (*lo, *hi: those granules). The size is checked once
+   known, in room_in_range. */
+static int check_range(const xm_builder *b, unsigned flags, size_t gran, uintptr_t *lo, uintptr_t *hi) {
+  const uint64_t want_lo = b->_range[0], want_hi = b->_range[1];
+  if (flags & XM__OPT_FIXED_NOREPLACE)
+    return xm__fail(XM_E_INVALID_ARGUMENT, "an address range and a fixed address exclude each other");
+  if (want_lo >= want_hi || want_hi > UINTPTR_MAX)
+    return xm__fail(XM_E_INVALID_ARGUMENT, "address range [0x%llx, 0x%llx) is empty or past the address space",
+                    (unsigned long long)want_lo, (unsigned long long)want_hi);
+  *lo = want_lo > UINTPTR_MAX - (gran - 1) ? 0 : xm__align_down((uintptr_t)want_lo + gran - 1, gran);
+  *hi = xm__align_down((uintptr_t)want_hi, gran);
+  if (*lo == 0 && want_lo != 0) *hi = 0;
+  return XM_OK;
+}
+
+static int room_in_range(uintptr_t lo, uintptr_t hi, size_t mapped, size_t guard, size_t gran) {
+  size_t need = mapped;
+  if (need > SIZE_MAX - 2 * guard - gran) return xm__fail_overflow(mapped, 2 * guard);
+  need = xm__align_down(need + gran - 1, gran) + 2 * guard;
+  if (lo >= hi || hi - lo < need)
+    return xm__fail(XM_E_INVALID_ARGUMENT,
+                    "address range [%p, %p) holds no %zu bytes (guards included) in whole %zu-byte units", (void *)lo,
+                    (void *)hi, need, gran);
   return XM_OK;
 }
 
@@ -122,6 +155,11 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
     int rc = check_fixed(b, gran, page, align);
     if (rc) return rc;
   }
+  uintptr_t range_lo = 0, range_hi = 0;
+  if (flags & XM__OPT_ADDRESS_RANGE) {
+    int rc = check_range(b, flags, gran, &range_lo, &range_hi);
+    if (rc) return rc;
+  }
 
   /* A caller's descriptor is checked by an OS call on it; an xm_shm's was made by the library. */
   if (source == XM__SOURCE_FILE || source == XM__SOURCE_DESCRIPTOR) {
@@ -147,6 +185,11 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
   if (xm__add_overflows(size, remainder, &mapped) || mapped > SIZE_MAX - page)
     return xm__fail_overflow(size, remainder);
 
+  if ((flags & XM__OPT_ADDRESS_RANGE) && size != 0) {
+    int rc = room_in_range(range_lo, range_hi, mapped, b->_private.guard_pages * page, gran);
+    if (rc) return rc;
+  }
+
   xm_mapping *m = xm__mapping_new();
   if (!m) return xm__fail(XM_E_NO_MEMORY, "out of memory for the mapping object");
   m->built_prot = b->_private.prot;
@@ -166,6 +209,8 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
       .fixed_addr = b->_private.fixed_addr,
       .guard_size = b->_private.guard_pages * page,
       .huge_page_size = b->_private.huge_page_size,
+      .range_lo = range_lo,
+      .range_hi = range_hi,
   };
   int rc = xm__os_map(&req, &m->view);
   if (rc) {

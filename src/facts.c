@@ -30,6 +30,16 @@ size_t xm_allocation_granularity(void) { return xm__granularity(); }
 const char *xm_backend_name(void) { return xm__os_backend_name(); }
 const char *xm_arena_strategy(void) { return xm__os_arena_strategy(); }
 
+int xm_map_count(size_t *used, size_t *limit) {
+  if (!used || !limit) return xm__fail(XM_E_INVALID_ARGUMENT, "used and limit must not be NULL");
+  size_t u = 0, l = 0;
+  int rc = xm__os_map_count(&u, &l);
+  if (rc) return rc;
+  *used = u;
+  *limit = l;
+  return XM_OK;
+}
+
 enum { ONCE_UNSET, ONCE_RUNNING, ONCE_DONE };
 
 /* What fn writes is published by the release store of ONCE_DONE and read only after an acquire

@@ -33,6 +33,32 @@ int xm__os_last_error(void);
 void xm__os_error_text(int os_error, char *buf, size_t len);
 /* The value meaning "no descriptor" (-1 / NULL). */
 xm_descriptor xm__os_no_descriptor(void);
+/* How many memory mappings the process has now (*used) and the most the kernel allows (*limit):
+   Linux counts the lines of /proc/self/maps and reads vm.max_map_count. Not cached (the count
+   changes). XM_E_NOT_IMPLEMENTED (recorded) where either cannot be known: Windows has no such
+   limit, and QEMU user mode emulates /proc/self/maps with the guest's mappings only. */
+int xm__os_map_count(size_t *used, size_t *limit);
+
+/* ---- placement in an address range (place_*.c) ------------------------------------------------ */
+/* Where a reservation may lie: its base b satisfies lo <= b, b + size <= hi and (b + lead) is a
+   multiple of align. Pre-conditions: lo < hi, both multiples of the granularity; align a power of
+   two >= the granularity; lead a multiple of the granularity (the guard bytes before a view whose
+   base is the aligned address). */
+struct xm__os_place {
+  uintptr_t lo, hi;
+  size_t align;
+  size_t lead;
+};
+enum {
+  XM__RESERVE_PLACEHOLDER = 1u << 0, /* Windows: the reservation is a placeholder (VirtualAlloc2) */
+};
+/* Reserves size (a granularity multiple, > 0, <= hi - lo) bytes of inaccessible address space at
+   a free place that where allows (POSIX: a PROT_NONE MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+   mapping; Windows: VirtualAlloc(MEM_RESERVE), or a placeholder with XM__RESERVE_PLACEHOLDER).
+   XM_E_NO_ADDRESS (recorded, naming the range, size and alignment) when no such place is free,
+   XM_E_MAP_LIMIT when the mapping count is exhausted. On failure nothing is reserved. Another
+   thread may take the chosen place first: the search then goes on with the next one. */
+int xm__os_reserve_in(size_t size, const struct xm__os_place *where, unsigned flags, void **out);
 
 /* ---- mappings (map_*.c) ----------------------------------------------------------------------- */
 enum xm__source {
@@ -50,8 +76,9 @@ enum {
   XM__OPT_TO_END_OF_FILE = 1u << 3, /* front end only: the size comes from the file */
   XM__OPT_FIXED_NOREPLACE = 1u << 4,
   XM__OPT_HUGE_PAGES = 1u << 5,
-  XM__OPT_EXEC_LATER = 1u << 6, /* the view may be made executable later (Windows: a section and a
+  XM__OPT_EXEC_LATER = 1u << 6,    /* the view may be made executable later (Windows: a section and a
                                    view with execute rights; POSIX: nothing to do) */
+  XM__OPT_ADDRESS_RANGE = 1u << 7, /* the view and its guards lie inside [range_lo, range_hi) */
 };
 
 /* Every XM_PROT_* bit. */
@@ -69,6 +96,8 @@ struct xm__map_request {
                                multiple of align; the view's base is exactly there */
   size_t guard_size;     /* inaccessible bytes before and after the view (page multiple) */
   size_t huge_page_size; /* with XM__OPT_HUGE_PAGES: 0 = the default huge page size */
+  uintptr_t range_lo;    /* with XM__OPT_ADDRESS_RANGE (never with FIXED_NOREPLACE): granularity */
+  uintptr_t range_hi;    /* multiples, range_lo < range_hi, room for the view and its guards */
 };
 
 /* What the back end needs to sync, protect, advise and unmap a mapping. */
@@ -183,8 +212,7 @@ int xm__os_wp_restart_range(struct xm__os_wp *wp, void *addr, size_t len);
    [addr, addr + len) written since it was last write-protected, write-protects those pages again
    in the same call, and adds the number of pages reported to *count. Bits of unwritten pages are
    left as they are. */
-int xm__os_wp_collect(struct xm__os_wp *wp, void *addr, size_t len, uint64_t *bitmap, size_t first_bit,
-                      size_t *count);
+int xm__os_wp_collect(struct xm__os_wp *wp, void *addr, size_t len, uint64_t *bitmap, size_t first_bit, size_t *count);
 /* Stops tracking [addr, addr + len) and releases the tracker; never fails. */
 void xm__os_wp_stop(struct xm__os_wp *wp, void *addr, size_t len);
 
@@ -273,8 +301,9 @@ static inline bool xm__piece_is_mapped(const struct xm__arena_piece *p) {
 const char *xm__os_arena_strategy(void);
 
 /* Reserves size (a unit multiple, > 0) bytes of inaccessible address space without committing
-   memory. On failure nothing is reserved. */
-int xm__os_arena_reserve(size_t size, struct xm__os_arena *out);
+   memory, anywhere (where NULL) or as where asks (xm__os_reserve_in's rules, lead 0). On failure
+   nothing is reserved. */
+int xm__os_arena_reserve(size_t size, const struct xm__os_place *where, struct xm__os_arena *out);
 
 /* Unmaps every view and releases every reservation; pieces[0..n) is the whole list, and GONE
    pieces are skipped. Never fails; *arena is unusable afterwards. Backing handles are the front

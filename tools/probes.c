@@ -120,6 +120,35 @@ static void probe_arena(struct tool_finding *f) {
   xm_arena_free(a);
 }
 
+/* The mapping count and its limit: n/a where the OS has no such limit (Windows), absent where it
+   cannot be known (QEMU user mode emulates /proc/self/maps). */
+static void probe_map_count(struct tool_finding *f) {
+  size_t used = 0, limit = 0;
+  int rc = xm_map_count(&used, &limit);
+  if (rc == XM_E_NOT_IMPLEMENTED && strcmp(xm_backend_name(), "windows") == 0) {
+    tool_found(f, TOOL_PROBE_NOT_APPLICABLE, xm_errmsg());
+    return;
+  }
+  char d[96];
+  tool_format(d, sizeof d, "%zu mappings in use, vm.max_map_count %zu", used, limit);
+  settle(f, rc, d);
+}
+
+/* An arena placed in the low 4 GiB (the middle of a 32-bit address space), as emulators with
+   32-bit guest pointers ask. No free range there is this process's layout, not a defect. */
+static void probe_address_range(struct tool_finding *f) {
+  const size_t g = xm_allocation_granularity();
+  const uintptr_t lo = (uintptr_t)16 << 20;
+  const uintptr_t hi = sizeof(void *) >= 8 ? (uintptr_t)((uint64_t)4 << 30) : (uintptr_t)3 << 30;
+  xm_arena *a = NULL;
+  int rc = xm_arena_new_in(16 * g, lo, hi, (uint64_t)1 << 20, &a);
+  char d[96];
+  tool_format(d, sizeof d, "arena in [16 MiB, %s) at %p", sizeof(void *) >= 8 ? "4 GiB" : "3 GiB",
+              rc == XM_OK ? xm_region_ptr(xm_arena_region(a)) : NULL);
+  settle_configured(f, rc, rc == XM_E_NO_ADDRESS, "no free range there in this process", d);
+  xm_arena_free(a);
+}
+
 static void probe_unaligned_offset(struct tool_finding *f) {
   xm_shm *s = NULL;
   int rc = xm_shm_new("xmmap-info", 2 * xm_allocation_granularity(), &s);
@@ -251,6 +280,8 @@ const struct tool_probe tool_probes[] = {
     {"huge_pages", "huge pages", probe_huge_pages},
     {"fixed_noreplace", "fixed no-replace", probe_fixed_noreplace},
     {"arena", "arena", probe_arena},
+    {"map_count", "mapping count", probe_map_count},
+    {"address_range", "placement in a range", probe_address_range},
     {"windows_placeholders", "Windows placeholders", tool_probe_placeholders},
     {"async_prefetch", "async prefetch", probe_prefetch},
     {"lock_on_fault", "lock on fault", probe_lock},

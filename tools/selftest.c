@@ -119,6 +119,7 @@ static const struct {
     {"shared memory", "shared_memory", check_shm},
     {"seals", "memfd_seals", check_seals},
     {"arena", "arena", check_arena},
+    {"placement in an address range", "address_range", check_placement},
     {"flush", NULL, check_flush},
     {"msync", "sync_modes", check_msync},
     {"advice", NULL, check_advice},

@@ -90,6 +90,7 @@ void check_unaligned_offset(struct check *c);
 void check_shm(struct check *c);
 void check_seals(struct check *c);
 void check_arena(struct check *c);
+void check_placement(struct check *c);
 void check_guard_pages(struct check *c);
 void check_fixed(struct check *c);
 void check_align(struct check *c);

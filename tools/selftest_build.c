@@ -179,6 +179,34 @@ out:
   xm_shm_free(shm);
 }
 
+/* The address_range probe has placed an arena low; here a builder's mapping and an arena go into
+   a range made of a hole between two mappings, and an occupied range is refused. */
+void check_placement(struct check *c) {
+  const size_t g = xm_allocation_granularity();
+  xm_mapping *around = NULL, *m = NULL;
+  xm_arena *a = NULL;
+  xm_builder b = xm_builder_new(8 * g);
+  OK(xm_builder_build(&b, &around));
+  const uintptr_t lo = (uintptr_t)xm_mapping_ptr(around);
+  EXPECT_STATUS(XM_E_NO_ADDRESS, xm_arena_new_in(g, lo, lo + 8 * g, 0, &a));
+  xm_mapping_free(around);
+  around = NULL;
+  b = xm_builder_new(2 * g);
+  xm_builder_address_range(&b, lo, lo + 8 * g);
+  xm_builder_align(&b, 2 * g);
+  OK(xm_builder_build(&b, &m));
+  uintptr_t p = (uintptr_t)xm_mapping_ptr(m);
+  EXPECT(p >= lo && p + 2 * g <= lo + 8 * g && p % (2 * g) == 0);
+  OK(xm_arena_new_in(4 * g, lo, lo + 8 * g, 0, &a));
+  p = (uintptr_t)xm_region_ptr(xm_arena_region(a));
+  EXPECT(p >= lo && p + 4 * g <= lo + 8 * g);
+  tool_format(c->note, sizeof c->note, "mapping and arena inside an 8-unit range at %p", (void *)lo);
+out:
+  xm_arena_free(a);
+  xm_mapping_free(m);
+  xm_mapping_free(around);
+}
+
 void check_guard_pages(struct check *c) {
   const size_t g = xm_allocation_granularity();
   xm_mapping *m = NULL;

@@ -101,6 +101,12 @@ XM_API const char *xm_cacheline_source(void);
 /** How arenas are built here: "mmap" (POSIX), "placeholders" (Windows 10 1803+) or "split
     reservations" (Windows without placeholders, e.g. Wine). */
 XM_API const char *xm_arena_strategy(void);
+/** How many memory mappings the process has (*used) and the most the OS allows (*limit): Linux
+    counts /proc/self/maps and reads vm.max_map_count. XM_E_NOT_IMPLEMENTED where that cannot be
+    known: Windows (no such limit) and QEMU user mode (which emulates /proc/self/maps). A mapping
+    or protection change the kernel refuses because the count is exhausted fails with
+    XM_E_MAP_LIMIT, naming vm.max_map_count, the count and the limit. */
+XM_API int xm_map_count(size_t *used, size_t *limit);
 /** The library's version, "MAJOR.MINOR.PATCH". */
 XM_API const char *xm_version(void);
 /** @} */
@@ -186,7 +192,8 @@ typedef struct xm_builder {
     xm_prot prot;
     unsigned flags;
   } _private;
-  uint64_t _reserved[8];
+  uint64_t _range[2];    /* private: xm_builder_address_range's lo and hi */
+  uint64_t _reserved[6]; /* _range and _reserved keep the size of the former _reserved[8] */
 } xm_builder;
 /** A builder for an anonymous read-write mapping of size bytes. */
 XM_API xm_builder xm_builder_new(size_t size);
@@ -214,6 +221,11 @@ XM_API void xm_builder_to_end_of_file(xm_builder *b);
 XM_API void xm_builder_guard_pages(xm_builder *b, size_t pages);
 /** Maps exactly at addr, failing with XM_E_EXISTS if any of the range is in use. */
 XM_API void xm_builder_fixed_noreplace(xm_builder *b, void *addr);
+/** Places the mapping, its guard pages included, inside [lo, hi) (the whole granularity units
+    there), with the builder's alignment; XM_E_NO_ADDRESS at build time when no such range is free.
+    lo >= hi, a range too small for the mapping and its guards, or a fixed address as well, are
+    XM_E_INVALID_ARGUMENT at build time. */
+XM_API void xm_builder_address_range(xm_builder *b, uintptr_t lo, uintptr_t hi);
 /** Huge pages of page_size bytes (0 = the system default): MAP_HUGETLB / SEC_LARGE_PAGES. */
 XM_API void xm_builder_huge_pages(xm_builder *b, size_t page_size);
 /** Validates the options (before any OS call), then maps. */
@@ -423,6 +435,14 @@ XM_API void xm_region_free(xm_region *r);
 typedef struct xm_arena xm_arena;
 /** Reserves size bytes of inaccessible address space. */
 XM_API int xm_arena_new(size_t size, xm_arena **out);
+/** Like xm_arena_new, with the reservation inside [lo, hi) (the whole granularity units there),
+    its base a multiple of align (0: the granularity; else a power of two). XM_E_INVALID_ARGUMENT
+    for lo >= hi, a range smaller than size rounded up to the granularity, or a bad align;
+    XM_E_NO_ADDRESS (naming the range, size and alignment) when no such range is free. Size 0 is
+    checked the same way and gives an empty arena that takes no address space. Linux: free gaps of
+    /proc/self/maps taken with MAP_FIXED_NOREPLACE; Windows: VirtualAlloc2 with
+    MEM_ADDRESS_REQUIREMENTS where it honours them, else a VirtualQuery walk. */
+XM_API int xm_arena_new_in(size_t size, uintptr_t lo, uintptr_t hi, uint64_t align, xm_arena **out);
 /** Maps anonymous shared memory over [offset, offset + size), replacing what was there. */
 XM_API int xm_arena_add_anon(xm_arena *a, size_t offset, size_t size, xm_prot prot);
 /** On Windows d is a section handle. */

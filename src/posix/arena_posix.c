@@ -46,9 +46,15 @@ static const int arena_reserved_flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESE
 
 static void name_reserved(const struct xm__os_arena *arena, void *addr, size_t len);
 
-int xm__os_arena_reserve(size_t size, struct xm__os_arena *out) {
-  void *p = xm__posix_mmap(NULL, size, PROT_NONE, arena_reserved_flags, -1, 0);
-  if (p == MAP_FAILED) return xm__posix_fail_errno("mmap");
+int xm__os_arena_reserve(size_t size, const struct xm__os_place *where, struct xm__os_arena *out) {
+  void *p = NULL;
+  if (where) {
+    int rc = xm__os_reserve_in(size, where, 0, &p);
+    if (rc) return rc;
+  } else {
+    p = xm__posix_mmap(NULL, size, PROT_NONE, arena_reserved_flags, -1, 0);
+    if (p == MAP_FAILED) return xm__posix_fail_mapping(errno, "mmap");
+  }
   out->base = p;
   out->size = size;
   out->flags = 0;
@@ -98,7 +104,7 @@ static void name_reserved(const struct xm__os_arena *arena, void *addr, size_t l
    leaves everything there as it was. */
 static int reserve_at(const struct xm__os_arena *arena, void *addr, size_t len) {
   if (xm__posix_mmap(addr, len, PROT_NONE, arena_reserved_flags | MAP_FIXED, -1, 0) == MAP_FAILED)
-    return xm__posix_fail_errno("mmap");
+    return xm__posix_fail_mapping(errno, "mmap");
   name_reserved(arena, addr, len);
   return XM_OK;
 }
@@ -133,7 +139,7 @@ static int add_piece(const struct xm__os_arena *arena, const struct xm__arena_pi
   /* Out of mappings: the old pages are still there, and a direct MAP_FIXED would risk them. Any
      other refusal is the mapping's kind (a device whose driver will not move its mappings, no
      mremap here): map in place as before. */
-  if (e == ENOMEM) return xm__fail_os(XM_E_SYSTEM_CALL, e, "mremap");
+  if (e == ENOMEM) return xm__posix_fail_mapping(e, "mremap");
 #else
   munmap(tmp, q->size);
 #endif

@@ -95,3 +95,134 @@ int xm__os_icache_sync(const void *addr, size_t len) {
   return xm__fail(XM_E_NOT_IMPLEMENTED, "no instruction-cache system call here");
 }
 #endif
+
+/* ---- the mapping count ------------------------------------------------------------------------ */
+#if defined(__linux__)
+#include <fcntl.h>
+
+long xm__posix_each_mapping(const char *path, bool (*fn)(uintptr_t start, uintptr_t end, void *ctx), void *ctx) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  /* Each line starts "start-end " in hex; the rest (up to PATH_MAX of name) is skipped, so a fixed
+     buffer and a three-state scanner suffice. */
+  enum { START, END, REST } state = START;
+  uintptr_t start = 0, end = 0;
+  long lines = 0;
+  bool go_on = true;
+  char buf[4096];
+  while (go_on) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      errno = e;
+      return -1;
+    }
+    if (n == 0) break;
+    for (ssize_t i = 0; i < n && go_on; i++) {
+      char c = buf[i];
+      if (state == REST) {
+        if (c != '\n') continue;
+        lines++;
+        if (fn) go_on = fn(start, end, ctx);
+        state = START;
+        start = end = 0;
+        continue;
+      }
+      unsigned digit = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                       : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                                              : 16;
+      if (digit < 16 && state == START)
+        start = start << 4 | digit;
+      else if (digit < 16)
+        end = end << 4 | digit;
+      else if (c == '-' && state == START)
+        state = END;
+      else
+        state = REST;
+      if (c == '\n') { /* a line without a name */
+        lines++;
+        if (fn) go_on = fn(start, end, ctx);
+        state = START;
+        start = end = 0;
+      }
+    }
+  }
+  close(fd);
+  return lines;
+}
+
+static bool read_ulong(const char *path, unsigned long long *v) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[32];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return sscanf(buf, "%llu", v) == 1;
+}
+
+/* QEMU user mode answers /proc/self/maps (and /proc/<pid>/maps) itself, listing only the guest's
+   mappings, but passes /proc/self/task/<tid>/maps through to the kernel, which lists the whole
+   process, QEMU's own mappings included. On a real kernel both name the same address space and
+   have as many lines. Both are read around a second read of the first, so that a thread mapping
+   meanwhile is not taken for emulation: only a stable difference counts. */
+static atomic_int emulated_cache; /* 0: not probed; 1: real; 2: emulated */
+
+static bool maps_emulated(void) {
+  int v = atomic_load_explicit(&emulated_cache, memory_order_relaxed);
+  if (v) return v == 2;
+  char task[64];
+  snprintf(task, sizeof task, "/proc/self/task/%ld/maps", (long)syscall(SYS_gettid));
+  bool emulated = false;
+  for (int attempt = 0; attempt < 4; attempt++) {
+    long a = xm__posix_each_mapping("/proc/self/maps", NULL, NULL);
+    long t = xm__posix_each_mapping(task, NULL, NULL);
+    long b = xm__posix_each_mapping("/proc/self/maps", NULL, NULL);
+    if (a < 0 || t < 0) return false; /* not cached: the next call looks again */
+    if (a != b) continue;             /* another thread changed the mappings: look again */
+    emulated = t != a;
+    break;
+  }
+  atomic_store_explicit(&emulated_cache, emulated ? 2 : 1, memory_order_relaxed);
+  return emulated;
+}
+
+int xm__os_map_count(size_t *used, size_t *limit) {
+  unsigned long long max = 0;
+  if (!read_ulong("/proc/sys/vm/max_map_count", &max))
+    return xm__fail_os(XM_E_NOT_IMPLEMENTED, errno, "reading /proc/sys/vm/max_map_count");
+  if (maps_emulated())
+    return xm__fail(XM_E_NOT_IMPLEMENTED, "/proc/self/maps is emulated (QEMU user mode): the process's mapping "
+                                          "count cannot be known");
+  long n = xm__posix_each_mapping("/proc/self/maps", NULL, NULL);
+  if (n < 0) return xm__fail_os(XM_E_NOT_IMPLEMENTED, errno, "reading /proc/self/maps");
+  *used = (size_t)n;
+  *limit = max > SIZE_MAX ? SIZE_MAX : (size_t)max;
+  return XM_OK;
+}
+
+int xm__posix_fail_mapping(int e, const char *call) {
+  size_t used = 0, limit = 0;
+  /* The kernel refuses a new mapping past the limit and a split at it; /proc/self/maps may list
+     one more line than the kernel counts ([vsyscall]), and a protection change in the middle of a
+     mapping needs two more: a few to spare. */
+  if (e == ENOMEM && xm__os_map_count(&used, &limit) == XM_OK && used + 3 >= limit)
+    return xm__fail(XM_E_MAP_LIMIT, "%s: %zu mappings in use of vm.max_map_count=%zu (os error %d)", call, used, limit,
+                    e);
+  return xm__fail_os(XM_E_SYSTEM_CALL, e, call);
+}
+#else
+long xm__posix_each_mapping(const char *path, bool (*fn)(uintptr_t start, uintptr_t end, void *ctx), void *ctx) {
+  (void)path, (void)fn, (void)ctx;
+  errno = ENOSYS;
+  return -1;
+}
+int xm__os_map_count(size_t *used, size_t *limit) {
+  (void)used, (void)limit;
+  return xm__fail(XM_E_NOT_IMPLEMENTED, "this system does not report its mapping count");
+}
+int xm__posix_fail_mapping(int e, const char *call) { return xm__fail_os(XM_E_SYSTEM_CALL, e, call); }
+#endif

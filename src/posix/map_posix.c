@@ -42,7 +42,7 @@ void *xm__posix_map_descriptor(void *addr, size_t len, xm_prot prot, int flags, 
 int xm__posix_fail_mmap(int e, int fd) {
   if (e == EPERM && fd >= 0 && write_sealed(fd))
     return xm__fail_os(XM_E_SYSTEM_CALL, e, "mmap of a write-sealed memfd with write access");
-  return xm__fail_os(XM_E_SYSTEM_CALL, e, "mmap");
+  return xm__posix_fail_mapping(e, "mmap");
 }
 
 /* Takes [addr, addr + len) of address space, inaccessible, without committing memory. When
@@ -53,7 +53,7 @@ static int reserve(bool fixed, void *want, size_t len, void **out) {
   void *p = xm__posix_mmap(fixed_at, len, PROT_NONE, flags, -1, 0);
   if (p == MAP_FAILED) {
     if (fixed && errno == EEXIST) return xm__fail(XM_E_EXISTS, "[%p, +0x%zx) is already mapped", want, len);
-    return xm__posix_fail_errno("mmap");
+    return xm__posix_fail_mapping(errno, "mmap");
   }
   if (fixed && p != want) { /* old kernels and qemu-user treat NOREPLACE as a mere hint */
     munmap(p, len);
@@ -136,8 +136,9 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
      placed address is tried first with MAP_FIXED_NOREPLACE — free again once that mapping is
      gone, so create/destroy loops pay no extra call — and only a miss reserves and trims. */
   const size_t guard = req->guard_size;
+  const bool ranged = (req->flags & XM__OPT_ADDRESS_RANGE) != 0;
   size_t align = req->align;
-  bool folio_placed = !align && !guard && !fixed && !(req->flags & XM__OPT_HUGE_PAGES) &&
+  bool folio_placed = !align && !guard && !fixed && !ranged && !(req->flags & XM__OPT_HUGE_PAGES) &&
                       (size >= FOLIO_ALIGN || (req->source == XM__SOURCE_FILE && size >= FOLIO_MIN_FILE));
   if (folio_placed) {
     uintptr_t hint = atomic_load_explicit(&folio_hint, memory_order_relaxed);
@@ -157,7 +158,15 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
   void *reservation = NULL;
   size_t reservation_len = 0;
   uintptr_t target = 0;
-  if (align || guard || fixed) {
+  if (ranged) { /* the search places the aligned base itself: no slack to trim */
+    if (size > SIZE_MAX - 2 * guard) return xm__fail_overflow(size, 2 * guard);
+    struct xm__os_place where = {req->range_lo, req->range_hi, align > page ? align : page, guard};
+    int rc = xm__os_reserve_in(size + 2 * guard, &where, 0, &reservation);
+    if (rc) return rc;
+    reservation_len = size + 2 * guard;
+    target = (uintptr_t)reservation + guard;
+    flags |= MAP_FIXED;
+  } else if (align || guard || fixed) {
     size_t total = size, extra = align ? align - page : 0;
     if (total > SIZE_MAX - 2 * guard - extra) return xm__fail_overflow(size, 2 * guard + extra);
     total += 2 * guard + extra;
@@ -218,7 +227,8 @@ int xm__os_sync(const struct xm__os_view *view, void *addr, size_t len, xm_sync 
 
 int xm__os_protect(const struct xm__os_view *view, void *addr, size_t len, xm_prot prot) {
   (void)view;
-  if (xm__posix_injected() || mprotect(addr, len, xm__posix_prot(prot)) != 0) return xm__posix_fail_errno("mprotect");
+  if (xm__posix_injected() || mprotect(addr, len, xm__posix_prot(prot)) != 0)
+    return xm__posix_fail_mapping(errno, "mprotect");
   return XM_OK;
 }
 

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/mman.h>
 
 #include "os.h"
@@ -66,6 +67,16 @@ static inline bool xm__posix_injected(void) {
 
 /* Records the failed call with this thread's errno as XM_E_SYSTEM_CALL. */
 static inline int xm__posix_fail_errno(const char *call) { return xm__fail_os(XM_E_SYSTEM_CALL, errno, call); }
+
+/* Records a failed mmap / mprotect / munmap / mremap with errno e: XM_E_MAP_LIMIT naming
+   vm.max_map_count, the count and the limit when e is ENOMEM and the count is at the limit (the
+   kernel's answer when a new mapping or a split would pass it), else XM_E_SYSTEM_CALL (facts_posix.c). */
+int xm__posix_fail_mapping(int e, const char *call);
+
+/* Calls fn(start, end, ctx) for each line of the maps file at path (/proc/self/maps), in its
+   order, reading through a fixed buffer (nothing allocated); fn returns false to stop. The number
+   of lines read, or -1 (errno set) when the file cannot be opened or read (facts_posix.c). */
+long xm__posix_each_mapping(const char *path, bool (*fn)(uintptr_t start, uintptr_t end, void *ctx), void *ctx);
 
 static inline int xm__posix_prot(xm_prot prot) {
   return ((prot & XM_PROT_READ) ? PROT_READ : 0) | ((prot & XM_PROT_WRITE) ? PROT_WRITE : 0) |

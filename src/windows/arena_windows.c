@@ -83,13 +83,16 @@ const char *xm__os_arena_strategy(void) {
   return decide_strategy(&error) == STRATEGY_SPLIT ? "split reservations" : "placeholders";
 }
 
-int xm__os_arena_reserve(size_t size, struct xm__os_arena *out) {
+int xm__os_arena_reserve(size_t size, const struct xm__os_place *where, struct xm__os_arena *out) {
   DWORD error = ERROR_SUCCESS;
   const int s = decide_strategy(&error);
   if (s == STRATEGY_UNKNOWN)
     return xm__fail_os(XM_E_SYSTEM_CALL, (int)error, "VirtualAlloc2(MEM_RESERVE_PLACEHOLDER) probe");
   void *p = NULL;
-  if (s == STRATEGY_PLACEHOLDERS) {
+  if (where) {
+    int rc = xm__os_reserve_in(size, where, s == STRATEGY_PLACEHOLDERS ? XM__RESERVE_PLACEHOLDER : 0, &p);
+    if (rc) return rc;
+  } else if (s == STRATEGY_PLACEHOLDERS) {
     p = xm__win_injected()
             ? NULL
             : xm__win_api()->virtual_alloc2(GetCurrentProcess(), NULL, size, MEM_RESERVE | MEM_RESERVE_PLACEHOLDER,

@@ -67,3 +67,10 @@ int xm__os_icache_sync(const void *addr, size_t len) {
     return xm__win_fail_last("FlushInstructionCache");
   return XM_OK;
 }
+
+/* Windows has no limit on the number of mappings like vm.max_map_count: views and reservations
+   are bounded by address space and commit charge only. */
+int xm__os_map_count(size_t *used, size_t *limit) {
+  (void)used, (void)limit;
+  return xm__fail(XM_E_NOT_IMPLEMENTED, "Windows has no limit on the number of mappings to report");
+}

@@ -43,6 +43,8 @@ struct placement {
   size_t align; /* the base's alignment (>= the granularity) */
   bool fixed;   /* XM__OPT_FIXED_NOREPLACE: the base is at, never elsewhere, whatever at is */
   uintptr_t at;
+  bool ranged; /* XM__OPT_ADDRESS_RANGE: guards and view inside [lo, hi) */
+  uintptr_t lo, hi;
 };
 
 /* Maps the view with its guards at base; on failure nothing is left, the OS error is returned
@@ -74,6 +76,25 @@ static DWORD map_at(const struct placement *pl, uintptr_t base, void **view, con
   return ERROR_SUCCESS;
 }
 
+/* Like place below, with the probe reservation found inside the range (xm__os_reserve_in). */
+static int place_in_range(const struct placement *pl, void **view) {
+  if (pl->span > SIZE_MAX - 2 * pl->guard) return xm__fail_overflow(pl->span, 2 * pl->guard);
+  const size_t total = pl->span + 2 * pl->guard;
+  struct xm__os_place where = {pl->lo, pl->hi, pl->align, pl->guard};
+  DWORD e = ERROR_INVALID_ADDRESS;
+  const char *call = pl->map_call;
+  for (int attempt = 0; attempt < XM__PLACEMENT_TRIES; attempt++) {
+    void *probe = NULL;
+    int rc = xm__os_reserve_in(total, &where, 0, &probe);
+    if (rc) return rc;
+    release(probe);
+    e = map_at(pl, (uintptr_t)probe + pl->guard, view, &call);
+    if (e == ERROR_SUCCESS) return XM_OK;
+    if (e != ERROR_INVALID_ADDRESS) break; /* a real failure, not a race */
+  }
+  return xm__fail_os(XM_E_SYSTEM_CALL, (int)e, call);
+}
+
 /* Finds room for guard + span + guard with the base aligned, maps there, and retries when another
    thread takes the range between the probe reservation's release and the mapping. */
 static int place(const struct placement *pl, void **view) {
@@ -90,6 +111,7 @@ static int place(const struct placement *pl, void **view) {
     if (e == ERROR_INVALID_ADDRESS) return xm__fail_os(XM_E_EXISTS, (int)e, "MapViewOfFileEx at a fixed address");
     return xm__fail_os(XM_E_SYSTEM_CALL, (int)e, call);
   }
+  if (pl->ranged) return place_in_range(pl, view);
   if (pl->guard == 0 && pl->align <= gran) {
     void *p = map_view(pl->section, pl->access, pl->offset, pl->size, NULL);
     if (!p) return xm__win_fail_last(pl->map_call);
@@ -191,6 +213,9 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
   if (pl.align < large_page) pl.align = large_page; /* a large-page view starts on a large page */
   pl.fixed = (req->flags & XM__OPT_FIXED_NOREPLACE) != 0;
   pl.at = (uintptr_t)req->fixed_addr;
+  pl.ranged = (req->flags & XM__OPT_ADDRESS_RANGE) != 0;
+  pl.lo = req->range_lo;
+  pl.hi = req->range_hi;
   if (req->guard_size > SIZE_MAX / 4) return xm__fail_overflow(size, req->guard_size);
   /* Reservations start on granularity boundaries, so each guard takes whole granules. */
   pl.guard = req->guard_size ? xm__win_round_up(req->guard_size, gran) : 0;
