@@ -357,22 +357,24 @@ static int map_count_child(int out) {
   fill(base, 4 * page, 6);
   e = fill_to_limit(filler, &n);
   int add_rc = 0, add_err = 0, remove_rc = 0, remove_err = 0;
-  bool readable = false;
+  bool readable = false, remove_named = false;
   size_t bad = 0;
   if (e == ENOMEM) { /* at the limit: a new mapping, or a split, needs one more */
     add_rc = xm_arena_add_anon(a, page, page, XM_PROT_READ_WRITE);
     add_err = xm_os_error();
     remove_rc = xm_arena_remove(a, 2 * page, page);
     remove_err = xm_os_error();
+    remove_named = strstr(xm_errmsg(), "vm.max_map_count") != NULL;
     readable = mem_readable(base, 4 * page);
     bad = readable ? pattern_mismatch(base, 4 * page, 6) : 0;
   }
   release(filler, n);
   if (e != ENOMEM) return xt_say(out, 4, "the limit was not reached again: errno %d after %zu mappings", e, n);
-  if (add_rc != XM_E_SYSTEM_CALL || add_err != ENOMEM)
+  if (add_rc != XM_E_MAP_LIMIT || add_err != ENOMEM)
     return xt_say(out, 10, "add at the limit: status %d, errno %d (%s)", add_rc, add_err, xm_errmsg());
-  if (remove_rc != XM_E_SYSTEM_CALL || remove_err != ENOMEM)
+  if (remove_rc != XM_E_MAP_LIMIT || remove_err != ENOMEM)
     return xt_say(out, 11, "remove inside a piece at the limit: status %d, errno %d", remove_rc, remove_err);
+  if (!remove_named) return xt_say(out, 19, "the failed remove's message does not name vm.max_map_count");
   if (!readable) return xt_say(out, 12, "the arena's piece is no longer readable after the failed changes");
   if (bad != 4 * page) return xt_say(out, 13, "the arena's piece lost byte %zu after the failed changes", bad);
   if (!mem_writable(base, 4 * page)) return xt_say(out, 14, "the arena's piece is no longer writable");

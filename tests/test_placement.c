@@ -32,16 +32,16 @@ static bool arena_in(size_t size, uintptr_t lo, uintptr_t hi, uint64_t align) {
   xm_arena *a = NULL;
   int rc = xm_arena_new_in(size, lo, hi, align, &a);
   if (rc == XM_E_NO_ADDRESS && !range_available(lo, hi, size)) {
-    print_message("[  SKIP    ] [%p, %p) is not available here (raw OS calls cannot take it either): %s\n",
-                  (void *)lo, (void *)hi, xm_errmsg());
+    print_message("[  SKIP    ] [%p, %p) is not available here (raw OS calls cannot take it either): %s\n", (void *)lo,
+                  (void *)hi, xm_errmsg());
     return false;
   }
   XT_OK(rc);
   uintptr_t base = (uintptr_t)xt_arena_base(a);
   const uint64_t want = align ? align : xm_allocation_granularity();
   if (base < lo || base > hi || hi - base < size || base % want != 0)
-    print_message("arena at %p, size 0x%llx, asked [%p, %p) aligned 0x%llx\n", (void *)base, (unsigned long long)size, (void *)lo,
-                  (void *)hi, (unsigned long long)want);
+    print_message("arena at %p, size 0x%llx, asked [%p, %p) aligned 0x%llx\n", (void *)base, (unsigned long long)size,
+                  (void *)lo, (void *)hi, (unsigned long long)want);
   assert_true(base >= lo && base <= hi && hi - base >= size);
   assert_int_equal(base % want, 0);
   const size_t g = xm_allocation_granularity();
@@ -227,9 +227,11 @@ struct racer {
   size_t size;
   xm_arena *arena;
   int rc;
+  volatile int *go;
 };
 static XT_THREAD_RET race_for_range(void *arg) {
   struct racer *r = arg;
+  while (!__atomic_load_n(r->go, __ATOMIC_ACQUIRE)) {}
   r->rc = xm_arena_new_in(r->size, r->lo, r->hi, 0, &r->arena);
   return 0;
 }
@@ -237,15 +239,22 @@ static XT_THREAD_RET race_for_range(void *arg) {
 static void racing_for_a_range(void **state) {
   (void)state;
   const size_t g = xm_allocation_granularity();
-  xm_arena *holder = xt_arena(16 * g);
-  const uintptr_t lo = (uintptr_t)xt_arena_base(holder), hi = lo + 16 * g;
-  xm_arena_free(holder);
   struct racer racers[RACERS];
   xt_thread threads[RACERS];
+  volatile int go = 0;
+  /* The threads (and their stacks) first: the range is freed only when nothing else maps. */
   for (int i = 0; i < RACERS; i++) {
-    racers[i] = (struct racer){lo, hi, 4 * g, NULL, 0};
+    racers[i] = (struct racer){0, 0, 4 * g, NULL, 0, &go};
     xt_thread_start(&threads[i], race_for_range, &racers[i]);
   }
+  xm_arena *holder = xt_arena(16 * g);
+  const uintptr_t lo = (uintptr_t)xt_arena_base(holder), hi = lo + 16 * g;
+  for (int i = 0; i < RACERS; i++) {
+    racers[i].lo = lo;
+    racers[i].hi = hi;
+  }
+  xm_arena_free(holder);
+  __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
   int won = 0;
   for (int i = 0; i < RACERS; i++) {
     xt_thread_join(threads[i]);
@@ -262,6 +271,9 @@ static void racing_for_a_range(void **state) {
       assert_int_equal(racers[i].rc, XM_E_NO_ADDRESS);
     }
   }
+  if (won < 1 || won > 4)
+    for (int i = 0; i < RACERS; i++)
+      print_message("racer %d: %d\n", i, racers[i].rc);
   assert_true(won >= 1 && won <= 4);
   for (int i = 0; i < RACERS; i++)
     xm_arena_free(racers[i].arena);
@@ -289,8 +301,8 @@ static void large_arenas(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(arena_below_4g),    cmocka_unit_test(arena_above_2_36),  cmocka_unit_test(alignment_honoured),
-      cmocka_unit_test(occupied_range),    cmocka_unit_test(hole_found),        cmocka_unit_test(bad_arguments),
+      cmocka_unit_test(arena_below_4g),       cmocka_unit_test(arena_above_2_36), cmocka_unit_test(alignment_honoured),
+      cmocka_unit_test(occupied_range),       cmocka_unit_test(hole_found),       cmocka_unit_test(bad_arguments),
       cmocka_unit_test(empty_arena_in_range), cmocka_unit_test(builder_in_range), cmocka_unit_test(racing_for_a_range),
       cmocka_unit_test(large_arenas),
   };

@@ -209,9 +209,11 @@ int xm__posix_fail_mapping(int e, const char *call) {
   /* The kernel refuses a new mapping past the limit and a split at it; /proc/self/maps may list
      one more line than the kernel counts ([vsyscall]), and a protection change in the middle of a
      mapping needs two more: a few to spare. */
-  if (e == ENOMEM && xm__os_map_count(&used, &limit) == XM_OK && used + 3 >= limit)
-    return xm__fail(XM_E_MAP_LIMIT, "%s: %zu mappings in use of vm.max_map_count=%zu (os error %d)", call, used, limit,
-                    e);
+  if (e == ENOMEM && xm__os_map_count(&used, &limit) == XM_OK && used + 3 >= limit) {
+    char what[160]; /* the OS error stays ENOMEM for xm_os_error() */
+    snprintf(what, sizeof what, "%s; %zu mappings in use of vm.max_map_count=%zu", call, used, limit);
+    return xm__fail_os(XM_E_MAP_LIMIT, e, what);
+  }
   return xm__fail_os(XM_E_SYSTEM_CALL, e, call);
 }
 #else

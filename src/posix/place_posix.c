@@ -56,8 +56,12 @@ static bool try_gap(struct search *s, uintptr_t from, uintptr_t to) {
   if (to > w->hi) to = w->hi;
   uintptr_t at;
   if (from >= to || !aligned_base(from, w->align, w->lead, &at) || at < from) return false;
-  if (at > to || to - at < s->size) return false;
-  return take(s, at);
+  /* A place another thread took meanwhile (EEXIST) moves the candidate past it, a few times. */
+  for (int attempt = 0; attempt < 8 && at <= to && to - at >= s->size; attempt++) {
+    if (take(s, at)) return true;
+    if (s->last_errno != EEXIST || !aligned_base(at + s->size, w->align, w->lead, &at)) return false;
+  }
+  return false;
 }
 
 static bool visit_line(uintptr_t start, uintptr_t end, void *ctx) {
