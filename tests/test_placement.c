@@ -290,6 +290,14 @@ static void large_arenas(void **state) {
   xt_arena_base(a)[(size_t)(63 * GIB)] = 7;
   XT_OK(xm_arena_remove(a, (size_t)(63 * GIB), g));
   xm_arena_free(a);
+#ifndef _WIN32
+  size_t used, limit;
+  if (xm_map_count(&used, &limit) == XM_E_NOT_IMPLEMENTED) {
+    /* QEMU user mode keeps flags for every guest page of a reservation: 512 GiB takes long. */
+    print_message("512 GiB arena left out: %s\n", xm_errmsg());
+    return;
+  }
+#endif
   int rc = xm_arena_new((size_t)(512 * GIB), &a);
   if (rc != XM_OK) {
     print_message("512 GiB arena not available here: %s\n", xm_errmsg());

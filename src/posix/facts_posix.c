@@ -204,12 +204,24 @@ int xm__os_map_count(size_t *used, size_t *limit) {
   return XM_OK;
 }
 
+/* The kernel's own count, even under QEMU user mode: the thread's maps file is the kernel's. */
+static bool kernel_map_count(size_t *used, size_t *limit) {
+  unsigned long long max = 0;
+  char task[64];
+  snprintf(task, sizeof task, "/proc/self/task/%ld/maps", (long)syscall(SYS_gettid));
+  long n = xm__posix_each_mapping(task, NULL, NULL);
+  if (n < 0 || !read_ulong("/proc/sys/vm/max_map_count", &max)) return false;
+  *used = (size_t)n;
+  *limit = max > SIZE_MAX ? SIZE_MAX : (size_t)max;
+  return true;
+}
+
 int xm__posix_fail_mapping(int e, const char *call) {
   size_t used = 0, limit = 0;
-  /* The kernel refuses a new mapping past the limit and a split at it; /proc/self/maps may list
+  /* The kernel refuses a new mapping past the limit and a split at it; the maps file may list
      one more line than the kernel counts ([vsyscall]), and a protection change in the middle of a
      mapping needs two more: a few to spare. */
-  if (e == ENOMEM && xm__os_map_count(&used, &limit) == XM_OK && used + 3 >= limit) {
+  if (e == ENOMEM && kernel_map_count(&used, &limit) && used + 3 >= limit) {
     char what[160]; /* the OS error stays ENOMEM for xm_os_error() */
     snprintf(what, sizeof what, "%s; %zu mappings in use of vm.max_map_count=%zu", call, used, limit);
     return xm__fail_os(XM_E_MAP_LIMIT, e, what);
