@@ -23,9 +23,10 @@ static void map_count_reported(void **state) {
   XT_OK(xm_map_count(&with, &limit));
   XT_OK(xm_mapping_protect(m, page, page, XM_PROT_READ));
   XT_OK(xm_map_count(&split, &limit));
-  assert_int_equal(split, with + 2);
   xm_mapping_free(m);
   XT_OK(xm_map_count(&after, &limit));
+  if (!xt_mappings_comparable()) return; /* sanitizer runtimes map memory of their own meanwhile */
+  assert_int_equal(split, with + 2);
   assert_true(after < split);
 #endif
 }
@@ -113,6 +114,7 @@ static void arena_at_the_limit(void **state) {
   xm_shm_free(shm);
   size_t end = 0;
   XT_OK(xm_map_count(&end, &limit));
+  if (!xt_mappings_comparable()) return; /* sanitizer runtimes map memory of their own meanwhile */
   if (end != start) print_message("map count %zu at the start, %zu at the end\n", start, end);
   assert_int_equal(end, start);
 #endif
@@ -148,7 +150,7 @@ static void protect_at_the_limit(void **state) {
   xm_mapping_free(m);
   size_t end = 0;
   XT_OK(xm_map_count(&end, &limit));
-  assert_int_equal(end, start);
+  if (xt_mappings_comparable()) assert_int_equal(end, start);
 #endif
 }
 

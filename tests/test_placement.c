@@ -64,7 +64,7 @@ static void arena_below_4g(void **state) {
 static void arena_above_2_36(void **state) {
   (void)state;
   if (sizeof(void *) < 8) XT_SKIP("2^36 is past a 32-bit address space");
-  const uintptr_t lo = (uintptr_t)((uint64_t)1 << 36), hi = (uintptr_t)((uint64_t)1 << 40);
+  const uintptr_t lo = (uintptr_t)((uint64_t)1 << 36), hi = (uintptr_t)((uint64_t)1 << 46);
   if (!arena_in((size_t)GIB, lo, hi, GIB)) skip();
 }
 
