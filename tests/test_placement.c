@@ -3,6 +3,10 @@
    XM_E_INVALID_ARGUMENT for bad ranges; large arenas keep working. */
 #include "xmtest.h"
 
+#ifndef _WIN32
+#include <sched.h>
+#endif
+
 #define GIB ((uint64_t)1 << 30)
 
 /* Whether raw OS calls can take any of 64 evenly spaced places of size bytes inside [lo, hi):
@@ -231,7 +235,13 @@ struct racer {
 };
 static XT_THREAD_RET race_for_range(void *arg) {
   struct racer *r = arg;
-  while (!__atomic_load_n(r->go, __ATOMIC_ACQUIRE)) {}
+  while (!__atomic_load_n(r->go, __ATOMIC_ACQUIRE)) { /* yielding: under QEMU a bare spin can starve the main thread */
+#ifdef _WIN32
+    SwitchToThread();
+#else
+    sched_yield();
+#endif
+  }
   r->rc = xm_arena_new_in(r->size, r->lo, r->hi, 0, &r->arena);
   return 0;
 }
