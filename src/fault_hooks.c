@@ -22,9 +22,9 @@ struct xm_fault_hook {
   uintptr_t lo, hi; /* [lo, hi) */
   xm_fault_fn fn;
   void *user;
-  uint64_t seq;          /* the order of adding: the larger is tried first */
-  atomic_size_t calls;   /* calls of fn running now, on any thread */
-  atomic_bool removed;   /* set first by remove: lookups skip it from then on */
+  uint64_t seq;                       /* the order of adding: the larger is tried first */
+  atomic_size_t calls;                /* calls of fn running now, on any thread */
+  atomic_bool removed;                /* set first by remove: lookups skip it from then on */
   struct xm_fault_hook *next_retired; /* removed, but not freed yet (see free_retired) */
 };
 
@@ -46,9 +46,9 @@ static atomic_uint epoch;
 static atomic_size_t readers[2];
 
 static atomic_int setup_state;
-static struct xm__os_mutex writers; /* serializes add and remove */
-static int setup_status;            /* XM_OK, or why the mutex could not be made */
-static uint64_t next_seq = 1;       /* guarded by writers */
+static struct xm__os_mutex writers;   /* serializes add and remove */
+static int setup_status;              /* XM_OK, or why the mutex could not be made */
+static uint64_t next_seq = 1;         /* guarded by writers */
 static struct xm_fault_hook *retired; /* guarded by writers */
 static bool table_has_removed;        /* guarded by writers: a removal could not rebuild the table */
 
@@ -121,7 +121,8 @@ bool xm__fault_dispatch_hooks(const xm_fault *f) {
 static struct hook_table *publish(struct hook_table *t) {
   struct hook_table *old = atomic_exchange(&current, t);
   unsigned e = atomic_fetch_add(&epoch, 1);
-  while (atomic_load(&readers[e & 1]) != 0) xm__os_yield();
+  while (atomic_load(&readers[e & 1]) != 0)
+    xm__os_yield();
   return old;
 }
 
@@ -137,7 +138,8 @@ static void table_free(struct hook_table *t) {
 static struct hook_table *table_with(struct xm_fault_hook *add) {
   const struct hook_table *old = atomic_load(&current);
   size_t n_old = old ? old->n : 0, n = add ? 1 : 0;
-  for (size_t i = 0; i < n_old; i++) n += !atomic_load(&old->hooks[i]->removed);
+  for (size_t i = 0; i < n_old; i++)
+    n += !atomic_load(&old->hooks[i]->removed);
   struct hook_table *t = calloc(1, sizeof *t);
   if (!t) return NULL;
   t->n = n;
@@ -216,20 +218,24 @@ int xm_fault_hook_add(const void *addr, size_t len, xm_fault_fn fn, void *user, 
 /* How many of h's running calls are this thread's own (a hook removing itself). */
 static size_t own_calls(const struct xm_fault_hook *h) {
   size_t n = 0;
-  for (const struct hook_call *c = xm__os_fault_thread_get(); c; c = c->outer) n += c->hook == h;
+  for (const struct hook_call *c = xm__os_fault_thread_get(); c; c = c->outer)
+    n += c->hook == h;
   return n;
 }
 
 void xm_fault_hook_remove(xm_fault_hook *h) {
   if (!h) return;
+  /* Inside a hook (this thread is handling a fault) nothing is allocated: h is only marked, and
+     the table is rebuilt without it by the next change made outside a hook. */
+  const bool in_hook = xm__os_fault_thread_get() != NULL;
   xm__os_mutex_lock(&writers);
   atomic_store(&h->removed, true); /* no lookup picks it from now on, whatever the table */
-  struct hook_table *t = table_with(NULL);
+  struct hook_table *t = in_hook ? NULL : table_with(NULL);
   if (t) {
     table_free(publish(t));
     table_has_removed = false;
   } else {
-    /* Out of memory: h stays in the table, skipped, until a later change rebuilds it. */
+    /* h stays in the table, skipped, until a later change rebuilds it (also when out of memory). */
     table_has_removed = true;
     publish(atomic_load(&current)); /* still waits out the lookups that may have picked h */
   }
@@ -237,11 +243,12 @@ void xm_fault_hook_remove(xm_fault_hook *h) {
   /* No lookup finds h any more; wait for the calls already pinned, except this thread's own
      (a hook removing itself: its own call ends when it returns). */
   const size_t own = own_calls(h);
-  while (atomic_load(&h->calls) > own) xm__os_yield();
+  while (atomic_load(&h->calls) > own)
+    xm__os_yield();
   xm__os_mutex_lock(&writers);
   h->next_retired = retired;
   retired = h;
-  free_retired();
+  if (!in_hook) free_retired();
   xm__os_mutex_unlock(&writers);
 }
 
