@@ -289,6 +289,44 @@ static void racing_for_a_range(void **state) {
     xm_arena_free(racers[i].arena);
 }
 
+/* Every OS call of a placement failed in turn with an error that is no "taken" answer: the
+   failure is reported as it is, nothing is left behind, and the next try works. */
+#ifdef _WIN32
+#define PLACEMENT_ERROR 5 /* ERROR_ACCESS_DENIED */
+#else
+#define PLACEMENT_ERROR EACCES
+#endif
+static void failures_reported(void **state) {
+  (void)state;
+  const size_t g = xm_allocation_granularity();
+  const uintptr_t lo = (uintptr_t)64 << 20, hi = sizeof(void *) >= 8 ? (uintptr_t)((uint64_t)1 << 40) : UINTPTR_MAX;
+  xt_snapshot before = xt_snap();
+  for (int what = 0; what < 2; what++) {
+    long n = 1;
+    for (;; n++) {
+      xm_arena *a = NULL;
+      xm_mapping *m = NULL;
+      xm_builder b = xm_builder_new(2 * g);
+      xm_builder_address_range(&b, lo, hi);
+      xm_builder_guard_pages(&b, 1);
+      xm__test_fail_nth(n, PLACEMENT_ERROR);
+      int rc = what ? xm_builder_build(&b, &m) : xm_arena_new_in(4 * g, lo, hi, 0, &a);
+      long calls = xm__test_os_calls();
+      xm__test_fail_nth(0, 0);
+      xm_arena_free(a);
+      xm_mapping_free(m);
+      if (rc == XM_OK) {
+        assert_true(calls < n);
+        break;
+      }
+      XT_STATUS(XM_E_SYSTEM_CALL, rc);
+      assert_int_equal(xm_os_error(), PLACEMENT_ERROR);
+      xt_assert_no_leak(before);
+    }
+    assert_true(n > 1);
+  }
+}
+
 /* Large arenas keep working: 64 GiB (and 512 GiB where the address space allows). */
 static void large_arenas(void **state) {
   (void)state;
@@ -322,7 +360,7 @@ int main(void) {
       cmocka_unit_test(arena_below_4g),       cmocka_unit_test(arena_above_2_36), cmocka_unit_test(alignment_honoured),
       cmocka_unit_test(occupied_range),       cmocka_unit_test(hole_found),       cmocka_unit_test(bad_arguments),
       cmocka_unit_test(empty_arena_in_range), cmocka_unit_test(builder_in_range), cmocka_unit_test(racing_for_a_range),
-      cmocka_unit_test(large_arenas),
+      cmocka_unit_test(failures_reported),    cmocka_unit_test(large_arenas),
   };
   return XT_RUN_TESTS_AFTER_A_SNAPSHOT(tests);
 }

@@ -20,7 +20,8 @@ struct search {
   uintptr_t floor;    /* the lowest address the kernel lets user space map (vm.mmap_min_addr) */
   uintptr_t prev_end; /* the end of the previous line: where the current gap starts */
   void *found;
-  int last_errno; /* of the last refused candidate (ENOMEM: maybe the mapping count) */
+  int last_errno; /* of the last refused candidate */
+  int status;     /* a failure that ends the search (recorded), else XM_OK */
 };
 
 /* The lowest base >= from with (base + lead) % align == 0; false on overflow. */
@@ -42,8 +43,16 @@ static bool take(struct search *s, uintptr_t at) {
   if (p != MAP_FAILED) { /* the flag taken as a hint: the place was not free */
     munmap(p, s->size);
     s->last_errno = EEXIST;
-  } else {
-    s->last_errno = errno;
+    return false;
+  }
+  /* EEXIST: taken; EPERM: below vm.mmap_min_addr or refused by policy; ENOMEM: past the end of
+   the address space, unless the mapping count is at its limit. Anything else ends the search. */
+  int e = s->last_errno = errno;
+  if (e == ENOMEM) {
+    int rc = xm__posix_fail_mapping(e, "mmap with MAP_FIXED_NOREPLACE");
+    if (rc == XM_E_MAP_LIMIT) s->status = rc;
+  } else if (e != EEXIST && e != EPERM) {
+    s->status = xm__fail_os(XM_E_SYSTEM_CALL, e, "mmap with MAP_FIXED_NOREPLACE");
   }
   return false;
 }
@@ -57,7 +66,7 @@ static bool try_gap(struct search *s, uintptr_t from, uintptr_t to) {
   uintptr_t at;
   if (from >= to || !aligned_base(from, w->align, w->lead, &at) || at < from) return false;
   /* A place another thread took meanwhile (EEXIST) moves the candidate past it, a few times. */
-  for (int attempt = 0; attempt < 8 && at <= to && to - at >= s->size; attempt++) {
+  for (int attempt = 0; attempt < 8 && !s->status && at <= to && to - at >= s->size; attempt++) {
     if (take(s, at)) return true;
     if (s->last_errno != EEXIST || !aligned_base(at + s->size, w->align, w->lead, &at)) return false;
   }
@@ -66,7 +75,7 @@ static bool try_gap(struct search *s, uintptr_t from, uintptr_t to) {
 
 static bool visit_line(uintptr_t start, uintptr_t end, void *ctx) {
   struct search *s = ctx;
-  if (start > s->prev_end && try_gap(s, s->prev_end, start)) return false;
+  if (start > s->prev_end && (try_gap(s, s->prev_end, start) || s->status)) return false;
   if (end > s->prev_end) s->prev_end = end;
   return s->prev_end < s->where->hi; /* past the range: nothing further can fit */
 }
@@ -84,7 +93,7 @@ static bool search_by_probing(struct search *s) {
   step = (step + w->align - 1) & ~(w->align - 1); /* candidates stay aligned */
   while (at <= w->hi && w->hi - at >= s->size) {
     if (take(s, at)) return true;
-    if (at > UINTPTR_MAX - step) break;
+    if (s->status || at > UINTPTR_MAX - step) break;
     at += step;
   }
   return false;
@@ -107,16 +116,13 @@ int xm__os_reserve_in(size_t size, const struct xm__os_place *where, unsigned fl
   struct search s = {.where = where, .size = size, .floor = mmap_floor(), .last_errno = EEXIST};
   const char *force = getenv("XMMAP_PLACE");
   long lines = force && strcmp(force, "probe") == 0 ? -1 : xm__posix_each_mapping("/proc/self/maps", visit_line, &s);
-  if (lines >= 0 && !s.found && s.prev_end < where->hi) (void)try_gap(&s, s.prev_end, where->hi);
+  if (lines >= 0 && !s.found && !s.status && s.prev_end < where->hi) (void)try_gap(&s, s.prev_end, where->hi);
   if (lines < 0) (void)search_by_probing(&s);
   if (s.found) {
     *out = s.found;
     return XM_OK;
   }
-  if (s.last_errno == ENOMEM) {
-    int rc = xm__posix_fail_mapping(ENOMEM, "mmap with MAP_FIXED_NOREPLACE");
-    if (rc == XM_E_MAP_LIMIT) return rc;
-  }
+  if (s.status) return s.status;
   return xm__fail(XM_E_NO_ADDRESS, "no free range of %zu bytes aligned to 0x%zx inside [%p, %p)%s", size, where->align,
                   (void *)where->lo, (void *)where->hi, lines < 0 ? " (probed without /proc/self/maps)" : "");
 }

@@ -43,7 +43,7 @@ static void *reserve_by_requirements(size_t size, const struct xm__os_place *w, 
   param.Type = MemExtendedParameterAddressRequirements;
   param.Pointer = &req;
   ULONG type = MEM_RESERVE | ((flags & XM__RESERVE_PLACEHOLDER) ? MEM_RESERVE_PLACEHOLDER : 0);
-  if (xm__win_injected()) return NULL;
+  /* Not a fault-injection point: any failure here only means "walk instead". */
   void *p = api->virtual_alloc2(GetCurrentProcess(), NULL, size, type, PAGE_NOACCESS, &param, 1);
   if (p && !inside((uintptr_t)p, size, w)) {
     VirtualFree(p, 0, MEM_RELEASE);
@@ -62,7 +62,6 @@ int xm__os_reserve_in(size_t size, const struct xm__os_place *w, unsigned flags,
   GetSystemInfo(&si);
   uintptr_t at = w->lo, top = (uintptr_t)si.lpMaximumApplicationAddress;
   if (at < (uintptr_t)si.lpMinimumApplicationAddress) at = (uintptr_t)si.lpMinimumApplicationAddress;
-  DWORD last = ERROR_SUCCESS;
   while (at < w->hi && at <= top) {
     MEMORY_BASIC_INFORMATION mbi;
     if (VirtualQuery((void *)at, &mbi, sizeof mbi) != sizeof mbi) break;
@@ -76,14 +75,17 @@ int xm__os_reserve_in(size_t size, const struct xm__os_place *w, unsigned flags,
           *out = p;
           return XM_OK;
         }
-        if (p) VirtualFree(p, 0, MEM_RELEASE);
-        last = GetLastError(); /* taken meanwhile: go on */
+        if (p) {
+          VirtualFree(p, 0, MEM_RELEASE);
+        } else {
+          DWORD last = GetLastError();
+          if (last != ERROR_INVALID_ADDRESS) /* anything but "taken meanwhile" ends the walk */
+            return xm__fail_os(XM_E_SYSTEM_CALL, (int)last, "VirtualAlloc(MEM_RESERVE) at a free address");
+        }
       }
     }
     at = end;
   }
-  if (last != ERROR_SUCCESS && last != ERROR_INVALID_ADDRESS)
-    return xm__fail_os(XM_E_SYSTEM_CALL, (int)last, "VirtualAlloc(MEM_RESERVE) at a free address");
   return xm__fail(XM_E_NO_ADDRESS, "no free range of %zu bytes aligned to 0x%zx inside [%p, %p)", size, w->align,
                   (void *)w->lo, (void *)w->hi);
 }
