@@ -160,7 +160,12 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
   uintptr_t target = 0;
   if (ranged) { /* the search places the aligned base itself: no slack to trim */
     if (size > SIZE_MAX - 2 * guard) return xm__fail_overflow(size, 2 * guard);
-    struct xm__os_place where = {req->range_lo, req->range_hi, align > page ? align : page, guard};
+    size_t unit = align > page ? align : page;
+    if (req->flags & XM__OPT_HUGE_PAGES) { /* MAP_HUGETLB | MAP_FIXED needs a huge-page-aligned address */
+      size_t huge = req->huge_page_size ? req->huge_page_size : xm__os_thp_size();
+      if (huge > unit) unit = huge;
+    }
+    struct xm__os_place where = {req->range_lo, req->range_hi, unit, guard};
     int rc = xm__os_reserve_in(size + 2 * guard, &where, 0, &reservation);
     if (rc) return rc;
     reservation_len = size + 2 * guard;
