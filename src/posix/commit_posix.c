@@ -24,12 +24,13 @@ int xm__os_decommit(const struct xm__os_view *view, void *addr, size_t len) {
   (void)view;
 #if defined(MADV_REMOVE)
   /* MADV_REMOVE frees the object's pages (fallocate(PUNCH_HOLE) through the mapping): every mapping
-     of it reads zeros there afterwards. Private memory has no object to punch (EINVAL). */
+     of it reads zeros there afterwards. It needs a writable shared mapping: private memory has no
+     object to punch (EINVAL for anonymous memory, EACCES for a private or read-only view). */
   if (!xm__posix_injected() && madvise(addr, len, MADV_REMOVE) == 0) return XM_OK;
-  if (errno == EINVAL || errno == EOPNOTSUPP)
+  if (errno == EINVAL || errno == EOPNOTSUPP || errno == EACCES)
     return xm__fail_os(XM_E_NOT_IMPLEMENTED, errno,
-                       "madvise(MADV_REMOVE): decommit needs shared memory (a private mapping has no object to free "
-                       "pages of; XM_ADVICE_DONTNEED drops private pages)");
+                       "madvise(MADV_REMOVE): decommit needs writable shared memory (a private mapping has no object "
+                       "to free pages of; XM_ADVICE_DONTNEED drops private pages)");
   return xm__posix_fail_errno("madvise(MADV_REMOVE)");
 #else
   (void)addr;

@@ -68,8 +68,8 @@ int xm__posix_create_huge_shm(const char *name, uint64_t size, unsigned flags, s
   long long total = pool_value(kb, "nr_hugepages");
   if (page < 1024 || total < 0) {
     list_sizes(sizes, sizeof sizes);
-    return xm__fail(XM_E_NOT_IMPLEMENTED, "no %zu-byte huge pages on this system (no " HUGEPAGES_DIR
-                                          "/hugepages-%zukB); sizes here: %s",
+    return xm__fail(XM_E_NOT_IMPLEMENTED,
+                    "no %zu-byte huge pages on this system (no " HUGEPAGES_DIR "/hugepages-%zukB); sizes here: %s",
                     page, kb, sizes);
   }
   if (size % page != 0)

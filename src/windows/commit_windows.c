@@ -22,8 +22,7 @@ int xm__os_decommit(const struct xm__os_view *view, void *addr, size_t len) {
     if (VirtualQuery((void *)p, &mbi, sizeof mbi) != sizeof mbi) return xm__win_fail_last("VirtualQuery");
     uintptr_t region_end = (uintptr_t)mbi.BaseAddress + mbi.RegionSize;
     size_t n = (size_t)((region_end < end ? region_end : end) - p);
-    if (mbi.State == MEM_FREE)
-      return xm__fail(XM_E_INVALID_ADDRESS, "decommit: %p is not mapped", (void *)p);
+    if (mbi.State == MEM_FREE) return xm__fail(XM_E_INVALID_ADDRESS, "decommit: %p is not mapped", (void *)p);
     if (mbi.State == MEM_COMMIT && (xm__win_injected() || !VirtualAlloc((void *)p, n, MEM_RESET, PAGE_NOACCESS)))
       return xm__win_fail_last("VirtualAlloc(MEM_RESET)");
     p += n;

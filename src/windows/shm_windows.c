@@ -218,11 +218,19 @@ int xm__os_shm_clone_readonly(xm_descriptor d, xm_descriptor *out) {
     return xm__win_fail_last("DuplicateHandle(FILE_MAP_READ)");
   xm__test_handle_opened(ro);
   /* Checked, not assumed: a section made elsewhere (adopted) may let anyone raise the handle. */
-  if (can_raise(ro, FILE_MAP_WRITE) || can_raise(ro, WRITE_DAC)) {
+  if (can_raise(ro, FILE_MAP_WRITE)) {
     xm__win_close(ro);
     return xm__fail(XM_E_NOT_IMPLEMENTED, "this section's security lets a read-only handle be raised to write "
                                           "(DuplicateHandle): only sections made by xm_shm_new can be shared "
                                           "read-only");
+  }
+  /* WRITE_DAC would let the holder rewrite the DACL and then raise the handle. */
+  if (can_raise(ro, WRITE_DAC)) {
+    xm__win_close(ro);
+    return xm__fail(XM_E_NOT_IMPLEMENTED, "a read-only handle can be raised to WRITE_DAC (DuplicateHandle): this "
+                                          "system gives the section's owner that right despite the OWNER RIGHTS "
+                                          "entry (as Wine 8 does), so the holder could rewrite the section's "
+                                          "security and then write");
   }
   *out = ro;
   return XM_OK;
