@@ -335,6 +335,7 @@ static void readonly_clone(void **state) {
   xm_builder_from_shm(&b, ro);
   xt_build_refused_before_os(&b, XM_E_ACCESS);
   xt_assert_errmsg_has("read-only clone");
+  xm_mapping *again = NULL;
   /* nor can the OS be asked directly through the clone's descriptor */
 #ifdef _WIN32
   assert_null(MapViewOfFile(xm_shm_descriptor(ro), FILE_MAP_WRITE, 0, 0, 0));
@@ -358,10 +359,19 @@ static void readonly_clone(void **state) {
   assert_true(seals & XM_SEAL_FUTURE_WRITE);
   /* nobody, the owner included, makes a new writable shared mapping */
   xm_builder_from_shm(&b, shm);
-  xm_mapping *again = NULL;
   XT_STATUS(XM_E_SYSTEM_CALL, xm_builder_build(&b, &again));
   assert_int_equal(xm_os_error(), EPERM);
 #endif
+  /* the receiver adopts a duplicate of the descriptor: reads, and cannot write */
+  xm_shm *adopted = NULL;
+  XT_OK(xm_shm_from_descriptor(xt_dup(xm_shm_descriptor(ro)), 0, &adopted));
+  xm_mapping *seen = xt_map_shm(adopted, U, 0, XM_PROT_READ);
+  assert_int_equal(((unsigned char *)xm_mapping_ptr(seen))[3], 0x31);
+  xm_mapping_free(seen);
+  xm_builder_from_shm(&b, adopted);
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_builder_build(&b, &again));
+  assert_null(again);
+  xm_shm_free(adopted);
   /* the owner's mapping still writes; a reader of the clone sees it */
   xm_mapping *reader = xt_map_shm(ro, 2 * U, 0, XM_PROT_READ);
   unsigned char *rd = xm_mapping_ptr(reader);
@@ -396,6 +406,19 @@ static void readonly_clone(void **state) {
   xm_mapping_free(owner);
   xm_shm_free(shm);
   xt_assert_no_leak(before);
+}
+
+/* Every OS call of a lazily committed object's creation fails in turn: nothing is left open. */
+static int make_lazy(void **out) {
+  xm_shm *shm = NULL;
+  int rc = xm_shm_new_ex("inject", 4 * U, XM_SHM_LAZY_COMMIT, 0, &shm);
+  *out = shm;
+  return rc;
+}
+static void free_shm(void *shm) { xm_shm_free(shm); }
+static void lazy_commit_failures(void **state) {
+  (void)state;
+  xt_walk_make_failures(make_lazy, free_shm, xt_snap());
 }
 
 static void readonly_clone_refusals(void **state) {
@@ -481,6 +504,7 @@ int main(void) {
       cmocka_unit_test(commit_and_decommit_in_an_arena),
       cmocka_unit_test(commit_external_memory),
       cmocka_unit_test(decommit_private_mapping),
+      cmocka_unit_test(lazy_commit_failures),
       cmocka_unit_test(huge_pages),
       cmocka_unit_test(readonly_clone),
       cmocka_unit_test(readonly_clone_refusals),

@@ -172,7 +172,10 @@ XM_API int xm_shm_clone(const xm_shm *shm, xm_shm **out);
     the library checks that it cannot and says XM_E_NOT_IMPLEMENTED otherwise (a section made
     elsewhere and adopted with xm_shm_from_descriptor). Handles that exist keep their rights.
     Both: a shared writable mapping of the clone is XM_E_ACCESS (the builder refuses it before any
-    OS call); copy-on-write mappings (xm_builder_private) of it work and write nothing back. */
+    OS call); copy-on-write mappings (xm_builder_private) of it work and write nothing back. The
+    receiver adopts the descriptor with xm_shm_from_descriptor (a read-only descriptor is accepted
+    there when the memfd is write-sealed); its writable shared mappings then fail in the OS
+    (XM_E_SYSTEM_CALL: EACCES / ERROR_ACCESS_DENIED). */
 XM_API int xm_shm_clone_readonly(const xm_shm *shm, xm_shm **out);
 /** Adopts a received descriptor (fd or section handle): on success shm owns it, on failure the
     caller still does. size 0 = query it (fstat / the section's size, page-rounded on Windows). */

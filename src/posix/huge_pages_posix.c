@@ -79,9 +79,8 @@ int xm__posix_create_huge_shm(const char *name, uint64_t size, unsigned flags, s
   if (total == 0 && overcommit <= 0) {
     long long meminfo_total = read_number("/proc/meminfo", "HugePages_Total:");
     return xm__fail(XM_E_NOT_IMPLEMENTED,
-                    "no %zu KiB huge pages are configured: the pool is empty (" HUGEPAGES_DIR
-                    "/hugepages-%zukB/nr_hugepages and nr_overcommit_hugepages are 0; HugePages_Total in "
-                    "/proc/meminfo, for the default size, is %lld); reserve some with vm.nr_hugepages",
+                    "no %zu KiB huge pages are configured (" HUGEPAGES_DIR "/hugepages-%zukB: nr_hugepages and "
+                    "nr_overcommit_hugepages 0; /proc/meminfo HugePages_Total %lld): set vm.nr_hugepages",
                     kb, kb, meminfo_total);
   }
   int rc = xm__posix_memfd_hugetlb(name, size, flags, *huge_page_size ? page : 0, out);

@@ -44,8 +44,16 @@ int xm__os_check_descriptor(enum xm__source source, xm_descriptor d) {
 #endif
   if (fl >= 0 && (fl & O_ACCMODE) == O_WRONLY)
     return xm__fail(XM_E_ACCESS, "descriptor %d is open write-only, and a mapping always reads", d);
-  if (source == XM__SOURCE_SHM && fl >= 0 && (fl & O_ACCMODE) != O_RDWR)
-    return xm__fail(XM_E_ACCESS, "descriptor %d is not open read-write, as shared memory must be", d);
+  /* ... unless nobody can write it anyway: a read-only clone (xm_shm_clone_readonly) received from
+     its owner is a read-only descriptor of a write-sealed memfd, and may be adopted. */
+  if (source == XM__SOURCE_SHM && fl >= 0 && (fl & O_ACCMODE) != O_RDWR) {
+    int seals = fcntl(d, F_GET_SEALS);
+    if (seals < 0 || !(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+      return xm__fail(XM_E_ACCESS,
+                      "descriptor %d is not open read-write, as shared memory must be (or a write-sealed "
+                      "memfd)",
+                      d);
+  }
   return XM_OK;
 }
 

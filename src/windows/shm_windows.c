@@ -146,8 +146,11 @@ static int check_large_pages(HANDLE section, bool *large) {
   if (!api->query_working_set_ex)
     return xm__fail(XM_E_NOT_IMPLEMENTED, "large pages cannot be confirmed without QueryWorkingSetEx");
   /* FILE_MAP_LARGE_PAGES (Windows 10 1703) asks for them in the view; older systems refuse it. */
-  void *p = xm__win_injected() ? NULL : MapViewOfFile(section, FILE_MAP_READ | 0x20000000, 0, 0, 0);
-  if (!p && !xm__win_injected()) p = MapViewOfFile(section, FILE_MAP_READ, 0, 0, 0);
+  void *p = NULL;
+  if (!xm__win_injected()) {
+    p = MapViewOfFile(section, FILE_MAP_READ | 0x20000000, 0, 0, 0);
+    if (!p) p = MapViewOfFile(section, FILE_MAP_READ, 0, 0, 0);
+  }
   if (!p) return xm__win_fail_last("MapViewOfFile of a large-page section");
   (void)*(volatile unsigned char *)p;
   xm__win_working_set_ex_info info = {p, 0};
