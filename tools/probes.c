@@ -80,12 +80,20 @@ static void probe_shm_lazy_commit(struct tool_finding *f) {
     xm_builder_from_shm(&b, s);
     rc = xm_builder_build(&b, &m);
   }
+  /* Whether an uncommitted page refuses a write (a fault-safe copy: XM_E_FAULT), where the
+     flag means something: Wine keeps the commit state as bookkeeping only. */
+  const unsigned char one = 1;
+  bool enforced = rc == XM_OK && xm_mapping_write_slice_safe(m, &one, 1, g, NULL) == XM_E_FAULT;
   if (rc == XM_OK) rc = xm_region_commit(xm_mapping_region(m), 0, g, XM_PROT_READ_WRITE);
   if (rc == XM_OK) {
     ((volatile unsigned char *)xm_mapping_ptr(m))[0] = 1;
     rc = xm_region_decommit(xm_mapping_region(m), 0, g);
   }
-  settle(f, rc, tool_os_words.lazy_commit);
+  char how[240];
+  tool_format(how, sizeof how, "%s%s", tool_os_words.lazy_commit,
+              enforced || strcmp(xm_backend_name(), "windows") != 0 ? ""
+                                                                    : "; uncommitted pages take writes here (Wine)");
+  settle(f, rc, how);
   xm_mapping_free(m);
   xm_shm_free(s);
 }
