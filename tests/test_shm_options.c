@@ -32,6 +32,20 @@ static void assert_uncommitted_write_faults(const xm_mapping *m, size_t offset) 
 }
 #endif
 
+#ifndef _WIN32
+/* Whether decommit really punches a hole here: qemu-user accepts MADV_REMOVE and ignores it, so a
+   shared page keeps its data there (probed on a scratch mapping, as test_advice does). */
+static int decommit_is_honoured(void) {
+  xm_mapping *m = xt_anon(PAGE);
+  memset(xm_mapping_ptr(m), 0x77, PAGE);
+  XT_OK(xm_region_decommit(xm_mapping_region(m), 0, PAGE));
+  int honoured = ((unsigned char *)xm_mapping_ptr(m))[0] == 0;
+  xm_mapping_free(m);
+  return honoured;
+}
+#define XT_DECOMMIT_IGNORED "MADV_REMOVE was accepted but the data stayed: this system (qemu-user) ignores it"
+#endif
+
 static xm_shm *shm_ex(uint64_t size, unsigned flags) {
   xm_shm *shm = NULL;
   XT_OK(xm_shm_new_ex("options", size, flags, 0, &shm));
@@ -112,6 +126,12 @@ static void lazy_commit_on_a_mapping(void **state) {
   /* Linux: the flag changes nothing, and decommit punches a hole: zeros for every mapping */
   XT_OK(xm_mapping_write_slice_safe(m, bytes, sizeof bytes, 2 * U, &copied));
   XT_OK(xm_region_decommit(r, U, U));
+  if (!decommit_is_honoured()) {
+    xm_mapping_free(other);
+    xm_mapping_free(m);
+    xm_shm_free(shm);
+    XT_SKIP(XT_DECOMMIT_IGNORED);
+  }
   xt_assert_bytes(other, 0, U, 0);
   xt_assert_bytes(m, U, U, 0);
   assert_int_equal(((unsigned char *)xm_mapping_ptr(m))[2 * U], 1); /* outside the range: kept */
@@ -175,8 +195,12 @@ static void commit_and_decommit_in_an_arena(void **state) {
   base[U + 6] = 0x5c; /* still committed */
   assert_int_equal(((unsigned char *)xm_mapping_ptr(m))[6], 0x5c);
 #else
-  xt_assert_bytes(m, 0, U, 0);
-  assert_int_equal(base[U + 5], 0);
+  if (decommit_is_honoured()) {
+    xt_assert_bytes(m, 0, U, 0);
+    assert_int_equal(base[U + 5], 0);
+  } else {
+    print_message("%s\n", XT_DECOMMIT_IGNORED);
+  }
 #endif
   assert_int_equal(((unsigned char *)xm_mapping_ptr(m))[U + 5], 0x5b);
   xm_mapping_free(m);
@@ -210,13 +234,18 @@ static void commit_external_memory(void **state) {
   XT_OK(xm_region_commit(r, 0, 2 * U, XM_PROT_READ_WRITE));
   memset(shared, 0x11, 2 * U);
   XT_OK(xm_region_decommit(r, U, U));
-  assert_int_equal(shared[U], 0);
+  const int honoured = decommit_is_honoured();
+  if (honoured) assert_int_equal(shared[U], 0);
   assert_int_equal(shared[U - 1], 0x11);
   XT_OK(xm_region_commit(rp, 0, U, XM_PROT_READ));
   private[0] = 1;
   /* private memory has no object to punch a hole in */
-  XT_STATUS(XM_E_NOT_IMPLEMENTED, xm_region_decommit(rp, 0, U));
-  xt_assert_errmsg_has("MADV_REMOVE");
+  if (honoured) {
+    XT_STATUS(XM_E_NOT_IMPLEMENTED, xm_region_decommit(rp, 0, U));
+    xt_assert_errmsg_has("MADV_REMOVE");
+  } else {
+    print_message("%s\n", XT_DECOMMIT_IGNORED);
+  }
   assert_int_equal(private[0], 1);
   xm_region_free(r);
   xm_region_free(rp);
@@ -239,7 +268,11 @@ static void decommit_private_mapping(void **state) {
 #ifdef _WIN32
   XT_OK(xm_region_decommit(xm_mapping_region(m), 0, U));
 #else
-  XT_STATUS(XM_E_NOT_IMPLEMENTED, xm_region_decommit(xm_mapping_region(m), 0, U));
+  if (decommit_is_honoured())
+    XT_STATUS(XM_E_NOT_IMPLEMENTED, xm_region_decommit(xm_mapping_region(m), 0, U));
+  else
+    print_message("%s\n", XT_DECOMMIT_IGNORED);
+  assert_int_equal(((unsigned char *)xm_mapping_ptr(m))[0], 3);
 #endif
   xm_mapping_free(m);
   xm_shm_free(shm);

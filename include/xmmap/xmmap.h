@@ -459,8 +459,8 @@ XM_API int xm_region_msync(const xm_region *r, size_t offset, size_t size);
 XM_API int xm_region_commit(xm_region *r, size_t offset, size_t len, xm_prot prot);
 /** Gives back the memory of [offset, offset + len) (page multiples inside the region).
     Linux: punches a hole in the shared memory behind it (MADV_REMOVE): every mapping of the object
-    reads zeros there afterwards and the pages are freed; private memory and read-only views cannot do that
-    (XM_E_NOT_IMPLEMENTED). Windows cannot decommit a section's committed pages: their contents are
+    reads zeros there afterwards and the pages are freed; private memory and read-only views cannot
+    do that (XM_E_NOT_IMPLEMENTED); qemu-user accepts the advice and ignores it. Windows cannot decommit a section's committed pages: their contents are
     discarded with VirtualAlloc(MEM_RESET), so the pages stay committed and usable, the commit
     charge stays, and the contents are undefined (old bytes or zeros) until written again; views of
     files give XM_E_NOT_IMPLEMENTED. An arena range must be mapped all through. */
