@@ -183,11 +183,49 @@ static void readonly_clone_failures(void **state) {
   }
 }
 
+/* Threads clone the same object read-only at once (the seal is added by whichever comes first;
+   adding it again is harmless) while the owner keeps writing through its mapping. */
+struct race {
+  xm_shm *shm;
+  int failures;
+};
+static XT_THREAD_RET clone_many(void *arg) {
+  struct race *r = arg;
+  for (int i = 0; i < xt_rounds(50); i++) {
+    xm_shm *ro = NULL;
+    if (xm_shm_clone_readonly(r->shm, &ro) != XM_OK) __atomic_add_fetch(&r->failures, 1, __ATOMIC_RELAXED);
+    xm_shm_free(ro);
+  }
+  return 0;
+}
+
+static void readonly_clones_race(void **state) {
+  (void)state;
+  xm_shm *shm = xt_shm("race", U);
+  xm_mapping *owner = xt_map_shm(shm, U, 0, XM_PROT_READ_WRITE);
+  xm_shm *probe = clone_readonly_or_skip(shm);
+  xm_shm_free(probe);
+  xt_snapshot before = xt_snap();
+  struct race r = {shm, 0};
+  xt_thread t[4];
+  for (int i = 0; i < 4; i++)
+    xt_thread_start(&t[i], clone_many, &r);
+  for (size_t i = 0; i < 1000; i++)
+    ((volatile unsigned char *)xm_mapping_ptr(owner))[i % U] = (unsigned char)i;
+  for (int i = 0; i < 4; i++)
+    xt_thread_join(t[i]);
+  assert_int_equal(r.failures, 0);
+  assert_int_equal(xt_snap().handles, before.handles); /* thread stacks stay mapped (glibc's cache) */
+  xm_mapping_free(owner);
+  xm_shm_free(shm);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(readonly_clone),
       cmocka_unit_test(readonly_clone_refusals),
       cmocka_unit_test(readonly_clone_failures),
+      cmocka_unit_test(readonly_clones_race),
   };
   return XT_RUN_TESTS_AFTER_A_SNAPSHOT(tests);
 }
