@@ -149,9 +149,7 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
   /* A huge-page object maps in whole huge pages only. */
   const size_t huge = source == XM__SOURCE_SHM ? b->_private.shm->huge_page_size : 0;
   if (huge && (offset % huge != 0 || size % huge != 0))
-    return xm__fail(XM_E_NOT_PAGE_ALIGNED,
-                    "offset %llu and size %zu must be multiples of the object's %zu-byte huge "
-                    "page",
+    return xm__fail(XM_E_NOT_PAGE_ALIGNED, "offset %llu and size %zu: the object's huge page is %zu bytes",
                     (unsigned long long)offset, size, huge);
 
   /* An unaligned offset maps from the boundary below it; the pointer skips the remainder. */

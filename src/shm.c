@@ -48,13 +48,21 @@ int xm_shm_clone(const xm_shm *shm, xm_shm **out) {
   return rc;
 }
 
+/* The object first: the OS step seals the object (Linux), which cannot be undone afterwards. */
 int xm_shm_clone_readonly(const xm_shm *shm, xm_shm **out) {
   if (!shm || !out) return xm__fail(XM_E_INVALID_ARGUMENT, "shm and out must not be NULL");
-  xm_descriptor d;
-  int rc = xm__os_shm_clone_readonly(shm->descriptor, &d);
-  if (!rc && (rc = wrap(d, shm->size, shm->flags | XM__SHM_READ_ONLY, shm->huge_page_size, out)) != XM_OK)
-    xm__os_close(d);
-  return rc;
+  xm_shm *ro = malloc(sizeof *ro);
+  if (!ro) return xm__fail(XM_E_NO_MEMORY, "out of memory for the shared-memory object");
+  int rc = xm__os_shm_clone_readonly(shm->descriptor, &ro->descriptor);
+  if (rc) {
+    free(ro);
+    return rc;
+  }
+  ro->size = shm->size;
+  ro->flags = shm->flags | XM__SHM_READ_ONLY;
+  ro->huge_page_size = shm->huge_page_size;
+  *out = ro;
+  return XM_OK;
 }
 
 int xm_shm_from_descriptor(xm_descriptor d, uint64_t size, xm_shm **out) {

@@ -169,6 +169,14 @@ static void commit_checks_its_arguments(void **state) {
   XT_STATUS(XM_E_ACCESS, xm_region_commit(r, 0, 2 * U, XM_PROT_READ));
   xm_mapping_free(m);
   xm_shm_free(shm);
+  /* an object committed from the start takes commits too (nothing changes) */
+  shm = xt_shm("committed", U);
+  m = xt_map_shm(shm, U, 0, XM_PROT_READ_WRITE);
+  ((unsigned char *)xm_mapping_ptr(m))[9] = 9;
+  XT_OK(xm_region_commit(xm_mapping_region(m), 0, U, XM_PROT_READ_WRITE));
+  assert_int_equal(((unsigned char *)xm_mapping_ptr(m))[9], 9);
+  xm_mapping_free(m);
+  xm_shm_free(shm);
 }
 
 static void commit_and_decommit_in_an_arena(void **state) {
