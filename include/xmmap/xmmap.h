@@ -136,7 +136,8 @@ typedef struct xm_shm xm_shm;
 XM_API int xm_shm_new(const char *debug_name, uint64_t size, xm_shm **out);
 /** Commit on demand: Windows makes a SEC_RESERVE section whose views start reserved, and pages
     are usable only once xm_region_commit has committed them (an access before faults: use the
-    fault-safe copies, which give XM_E_FAULT); Linux memfd memory is always committed on first
+    fault-safe copies, which give XM_E_FAULT; Wine does not enforce it), and protection changes
+    of uncommitted pages fail (VirtualProtect). Linux memfd memory is always committed on first
     touch, so there the flag changes nothing. Not with XM_SHM_HUGE. */
 #define XM_SHM_LAZY_COMMIT 1u
 /** Huge pages of huge_page_size bytes (0 = the system's default): a MFD_HUGETLB memfd with that
