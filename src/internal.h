@@ -44,6 +44,9 @@ struct xm_region_ops {
   int (*remove_mapping)(xm_region *r, size_t offset, size_t size);
   int (*msync)(const xm_region *r, size_t offset, size_t size);
   int (*advise)(const xm_region *r, size_t offset, size_t size, xm_advice advice);
+  /* xm_region_commit / _decommit on a validated range: page multiples, inside, > 0, known prot. */
+  int (*commit)(xm_region *r, size_t offset, size_t size, xm_prot prot);
+  int (*decommit)(xm_region *r, size_t offset, size_t size);
 };
 struct xm_region {
   const struct xm_region_ops *ops;
@@ -77,8 +80,12 @@ void xm__mapping_set_prot(xm_mapping *m, xm_prot prot);
 struct xm_shm {
   xm_descriptor descriptor;
   uint64_t size;
-  unsigned flags; /* XM_SHM_*: the library's exec policy reads XM_SHM_EXEC */
+  unsigned flags;        /* XM_SHM_* and XM__SHM_READ_ONLY: the exec and read-only policies read them */
+  size_t huge_page_size; /* with XM_SHM_HUGE: the object's page size (offsets and sizes of its
+                            mappings must be multiples of it); else 0 */
 };
+/* A clone from xm_shm_clone_readonly: only read-only and copy-on-write mappings. */
+#define XM__SHM_READ_ONLY 0x80000000u
 
 /* ---- range helpers (range.c) --------------------------------------------------------------- */
 /* Offset of the mapping's pointer inside its view (an unaligned offset's remainder). */
