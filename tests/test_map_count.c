@@ -46,8 +46,21 @@ static bool fill_to_limit(size_t limit, void **filler, size_t *len) {
   return false;
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define XT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define XT_TSAN 1
+#endif
+#endif
+
 /* Whether the limit can be filled here, quickly; else why not. */
 static const char *cannot_fill(size_t *used, size_t *limit) {
+#ifdef XT_TSAN
+  /* ThreadSanitizer maps shadow memory as the program touches new memory, and ends the process
+     ("Failed to mmap") when the count is full. */
+  return "ThreadSanitizer's runtime cannot live with a full mapping count";
+#endif
   if (xm_map_count(used, limit) != XM_OK) return xm_errmsg();
   if (*limit > 1000000) return "vm.max_map_count is too large to fill quickly";
   return NULL;
