@@ -1,0 +1,398 @@
+/* The kernel write-tracking back end ("uffd-wp", src/os.h) white-box, on a memfd shared mapping, an
+   anonymous shared one, a private anonymous one and a shared file mapping: exactly the written pages are collected and
+   re-armed, writes after a collect come next time, a replaced sub-range is tracked again after
+   restart_range, first_bit and count are honoured, and injected failures release everything.
+   Where the probe says no (Windows, QEMU user mode, valgrind, kernels before 6.7) the tests skip
+   with its reason, and every call must say XM_E_NOT_IMPLEMENTED. */
+#include "xmtest.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "os.h" /* white-box: the back end's contract */
+
+static const char *unavailable(void) {
+  const char *why = NULL;
+  return xm__os_wp_available(&why) ? NULL : why;
+}
+
+#define SKIP_WITHOUT_UFFD_WP()                                                                                         \
+  do {                                                                                                                 \
+    const char *why_ = unavailable();                                                                                  \
+    if (why_) XT_SKIP("uffd-wp write tracking is not available: %s", why_);                                            \
+  } while (0)
+
+/* The probe answers the same each time, with a reason exactly when it says no, and a tracker on a
+   machine without it is refused with that reason. */
+static void probe_gives_a_reason(void **state) {
+  (void)state;
+  const char *why = "unset", *again = "unset";
+  bool ok = xm__os_wp_available(&why);
+  assert_true(xm__os_wp_available(&again) == ok);
+  if (ok) {
+    print_message("uffd-wp write tracking is available\n");
+    return;
+  }
+  assert_non_null(why);
+  assert_true(strlen(why) > 10);
+  assert_ptr_equal(why, again);
+  print_message("uffd-wp write tracking is not available: %s\n", why);
+  static unsigned char page[1 << 16];
+  struct xm__os_wp wp = {-1};
+  uintptr_t aligned = ((uintptr_t)page + 65535) & ~(uintptr_t)65535;
+  XT_STATUS(XM_E_NOT_IMPLEMENTED, xm__os_wp_start((void *)aligned, xm__os_page_size(), &wp));
+  xt_assert_errmsg_has(why);
+  assert_int_equal(wp.handle, -1);
+}
+
+#ifndef _WIN32
+#include <sys/syscall.h>
+
+static size_t page;
+
+enum kind { MEMFD, SHARED_ANON, PRIVATE_ANON, FILE_SHARED, KINDS };
+static const char *const kind_names[KINDS] = {"memfd shared", "anonymous shared", "anonymous private",
+                                              "file shared"};
+
+struct memory {
+  enum kind kind;
+  unsigned char *p;
+  size_t pages;
+  int memfd; /* MEMFD, FILE_SHARED: the object, to map parts of it again */
+};
+
+/* pages of memory of kind, every page written once before tracking starts. */
+static struct memory map_memory(enum kind kind, size_t pages) {
+  struct memory m = {kind, NULL, pages, -1};
+  int flags = kind == PRIVATE_ANON ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED | (kind == SHARED_ANON ? MAP_ANONYMOUS : 0);
+  if (kind == MEMFD) {
+    m.memfd = (int)syscall(SYS_memfd_create, "test-dirty-uffd", 1u /* MFD_CLOEXEC */);
+    assert_true(m.memfd >= 0);
+    assert_int_equal(ftruncate(m.memfd, (off_t)(pages * page)), 0);
+  } else if (kind == FILE_SHARED) {
+    m.memfd = xt_temp_file(NULL, 0, 1); /* a file of $TMPDIR, which may be tmpfs or a disk's */
+    assert_int_equal(ftruncate(m.memfd, (off_t)(pages * page)), 0);
+  }
+  void *p = mmap(NULL, pages * page, PROT_READ | PROT_WRITE, flags, m.memfd, 0);
+  assert_true(p != MAP_FAILED);
+  m.p = p;
+  for (size_t i = 0; i < pages; i++)
+    m.p[i * page] = (unsigned char)i;
+  return m;
+}
+
+static void unmap_memory(struct memory *m) {
+  assert_int_equal(munmap(m->p, m->pages * page), 0);
+  if (m->memfd >= 0) close(m->memfd);
+}
+
+static bool bit(const uint64_t *bitmap, size_t i) { return (bitmap[i / 64] >> (i % 64)) & 1; }
+
+/* Collects [0, m->pages) into a fresh bitmap and checks it holds exactly want[0..n). */
+static void expect_collect(struct xm__os_wp *wp, const struct memory *m, const size_t *want, size_t n) {
+  uint64_t *bitmap = calloc((m->pages + 63) / 64, sizeof *bitmap);
+  assert_non_null(bitmap);
+  size_t count = 0;
+  XT_OK(xm__os_wp_collect(wp, m->p, m->pages * page, bitmap, 0, &count));
+  size_t seen = 0;
+  for (size_t i = 0; i < m->pages; i++) {
+    bool wanted = false;
+    for (size_t k = 0; k < n; k++)
+      wanted |= want[k] == i;
+    if (bit(bitmap, i) != wanted) print_message("%s: page %zu reported %d, expected %d\n", kind_names[m->kind], i, bit(bitmap, i), wanted);
+    assert_true(bit(bitmap, i) == wanted);
+    seen += wanted;
+  }
+  assert_int_equal(count, seen);
+  free(bitmap);
+}
+
+/* Exactly the written pages, then none (re-armed), then the writes after the collect. Reads,
+   and pages written before tracking started, are never reported. */
+static void collects_exactly_the_written_pages(void **state) {
+  (void)state;
+  SKIP_WITHOUT_UFFD_WP();
+  for (int kind = 0; kind < KINDS; kind++) {
+    struct memory m = map_memory((enum kind)kind, 64);
+    struct xm__os_wp wp = {-1};
+    XT_OK(xm__os_wp_start(m.p, m.pages * page, &wp));
+    assert_true(wp.handle >= 0);
+    expect_collect(&wp, &m, NULL, 0);
+    static const size_t written[] = {0, 3, 17, 30, 31, 63};
+    for (size_t k = 0; k < sizeof written / sizeof written[0]; k++)
+      m.p[written[k] * page + 5] = 0xa5;
+    assert_int_equal(xt_touch(m.p + 40 * page), 40); /* a read */
+    expect_collect(&wp, &m, written, sizeof written / sizeof written[0]);
+    expect_collect(&wp, &m, NULL, 0);
+    m.p[9 * page + page - 1] = 1;
+    m.p[9 * page] = 2; /* twice: still one page */
+    static const size_t later[] = {9};
+    expect_collect(&wp, &m, later, 1);
+    expect_collect(&wp, &m, NULL, 0);
+    xm__os_wp_stop(&wp, m.p, m.pages * page);
+    assert_int_equal(wp.handle, -1);
+    m.p[10 * page] = 7; /* no longer protected: the write simply happens */
+    assert_int_equal(m.p[10 * page], 7);
+    assert_int_equal(m.p[3 * page + 5], 0xa5);
+    unmap_memory(&m);
+  }
+}
+
+/* Bits go to first_bit + page (across words), other bits stay as they were, count accumulates,
+   and more written regions than one scan returns are all collected. */
+static void first_bit_count_and_long_answers(void **state) {
+  (void)state;
+  SKIP_WITHOUT_UFFD_WP();
+  for (int kind = 0; kind < KINDS; kind++) {
+    struct memory m = map_memory((enum kind)kind, 1200);
+    struct xm__os_wp wp = {-1};
+    XT_OK(xm__os_wp_start(m.p, m.pages * page, &wp));
+    for (size_t i = 0; i < 130; i++) /* one run of 130 pages: whole words of the bitmap */
+      m.p[(100 + i) * page] = 1;
+    for (size_t i = 400; i < 1200; i += 2) /* 400 separate regions */
+      m.p[i * page] = 1;
+    const size_t first_bit = 77, nbits = first_bit + m.pages + 64;
+    uint64_t *bitmap = calloc((nbits + 63) / 64, sizeof *bitmap);
+    assert_non_null(bitmap);
+    bitmap[0] = 1;                                 /* before first_bit: must stay */
+    bitmap[(first_bit + 5) / 64] |= (uint64_t)1 << ((first_bit + 5) % 64); /* an unwritten page's bit */
+    size_t count = 1000;
+    XT_OK(xm__os_wp_collect(&wp, m.p, m.pages * page, bitmap, first_bit, &count));
+    assert_int_equal(count, 1000 + 130 + 400);
+    assert_true(bit(bitmap, 0));
+    assert_true(bit(bitmap, first_bit + 5));
+    for (size_t i = 0; i < m.pages; i++) {
+      bool want = i == 5 || (i >= 100 && i < 230) || (i >= 400 && i % 2 == 0);
+      if (bit(bitmap, first_bit + i) != want) print_message("%s: page %zu\n", kind_names[kind], i);
+      assert_true(bit(bitmap, first_bit + i) == want);
+    }
+    for (size_t i = 1; i < first_bit; i++)
+      assert_false(bit(bitmap, i));
+    for (size_t i = first_bit + m.pages; i < nbits; i++)
+      assert_false(bit(bitmap, i));
+    free(bitmap);
+    expect_collect(&wp, &m, NULL, 0);
+    xm__os_wp_stop(&wp, m.p, m.pages * page);
+    unmap_memory(&m);
+  }
+}
+
+/* A sub-range replaced by a new mapping of the same memfd is not tracked: a collect fails rather
+   than miss its writes (and still reports what it re-protected before the failure); after
+   restart_range the whole range is tracked again. */
+static void restart_after_the_mapping_was_replaced(void **state) {
+  (void)state;
+  SKIP_WITHOUT_UFFD_WP();
+  struct memory m = map_memory(MEMFD, 16);
+  struct xm__os_wp wp = {-1};
+  XT_OK(xm__os_wp_start(m.p, m.pages * page, &wp));
+  void *q = mmap(m.p + 4 * page, 4 * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m.memfd, 4 * (off_t)page);
+  assert_ptr_equal(q, m.p + 4 * page);
+  assert_int_equal(m.p[5 * page], 5); /* the same object */
+  m.p[1 * page] = 1;
+  m.p[5 * page] = 1;
+  uint64_t bitmap[1] = {0};
+  size_t count = 0;
+  XT_STATUS(XM_E_SYSTEM_CALL, xm__os_wp_collect(&wp, m.p, m.pages * page, bitmap, 0, &count));
+  xt_assert_errmsg_has("PAGEMAP_SCAN");
+  assert_true(bit(bitmap, 1)); /* re-protected before the scan failed: still reported */
+  assert_int_equal(count, 1);
+  XT_OK(xm__os_wp_restart_range(&wp, m.p + 4 * page, 4 * page));
+  expect_collect(&wp, &m, NULL, 0);
+  m.p[5 * page] = 2;
+  m.p[12 * page] = 2;
+  static const size_t written[] = {5, 12};
+  expect_collect(&wp, &m, written, 2);
+  expect_collect(&wp, &m, NULL, 0);
+  xm__os_wp_stop(&wp, m.p, m.pages * page);
+  unmap_memory(&m);
+}
+
+/* Every OS call of start, restart_range and collect failed in turn: XM_E_SYSTEM_CALL with the
+   injected error, no descriptor or mapping left behind, and the tracker (or the memory, for start)
+   as usable as before. */
+static void injected_failures_release_everything(void **state) {
+  (void)state;
+  SKIP_WITHOUT_UFFD_WP();
+  for (int kind = 0; kind < KINDS; kind++) {
+    struct memory m = map_memory((enum kind)kind, 8);
+    size_t len = m.pages * page;
+    struct xm__os_wp wp = {-1};
+    XT_OK(xm__os_wp_start(m.p, len, &wp)); /* opens the process's pagemap descriptor for good */
+    xm__os_wp_stop(&wp, m.p, len);
+    xt_snapshot before = xt_snap();
+    long points = 0;
+    for (long n = 1;; n++) {
+      xm__test_fail_nth(n, XT_INJECTED_ERROR);
+      int rc = xm__os_wp_start(m.p, len, &wp);
+      long calls = xm__test_os_calls();
+      xm__test_fail_nth(0, 0);
+      if (rc == XM_OK) {
+        assert_true(calls < n);
+        break;
+      }
+      points++;
+      assert_int_equal(rc, XM_E_SYSTEM_CALL);
+      assert_int_equal(xm_os_error(), XT_INJECTED_ERROR);
+      assert_int_equal(wp.handle, -1);
+      xt_assert_no_leak(before);
+      m.p[0] = 3; /* not left protected */
+    }
+    assert_true(points >= 4); /* userfaultfd, UFFDIO_API, UFFDIO_REGISTER, UFFDIO_WRITEPROTECT */
+    m.p[2 * page] = 1;
+    xm__test_fail_nth(1, XT_INJECTED_ERROR);
+    uint64_t bitmap[1] = {0};
+    size_t count = 0;
+    XT_STATUS(XM_E_SYSTEM_CALL, xm__os_wp_collect(&wp, m.p, len, bitmap, 0, &count));
+    xm__test_fail_nth(0, 0);
+    assert_int_equal(count, 0);
+    static const size_t written[] = {2};
+    expect_collect(&wp, &m, written, 1); /* nothing was re-armed by the failed collect */
+    for (long n = 1; n <= 2; n++) {
+      xm__test_fail_nth(n, XT_INJECTED_ERROR);
+      XT_STATUS(XM_E_SYSTEM_CALL, xm__os_wp_restart_range(&wp, m.p + 2 * page, 2 * page));
+      xm__test_fail_nth(0, 0);
+      m.p[6 * page] = 1;
+      bitmap[0] = 0;
+      count = 0;
+      XT_OK(xm__os_wp_collect(&wp, m.p, len, bitmap, 0, &count)); /* still tracked, written page seen */
+      assert_true(bit(bitmap, 6));
+    }
+    xm__os_wp_stop(&wp, m.p, len);
+    xt_assert_no_leak(before);
+    unmap_memory(&m);
+  }
+}
+
+/* ---- racing writers: a write is reported by the first collect that starts after it ----------- */
+/* Writers make at least 2000 writes, and go on until RACE_COLLECTS more collects have started (or
+   they made RACE_WRITES writes). */
+enum { RACE_PAGES = 256, RACE_WRITERS = 2, RACE_WRITES = 50000, RACE_COLLECTS = 500 };
+struct race {
+  struct memory m;
+  struct xm__os_wp wp;
+  _Atomic long collects_started;
+  _Atomic int writers_ready, writers_done;
+  uint64_t (*reports)[RACE_PAGES / 64]; /* per collect */
+  long max_collects;
+  struct record {
+    unsigned page;
+    long first, last; /* a collect in [first, last] must report it */
+  } records[RACE_WRITERS][RACE_WRITES];
+  int writes[RACE_WRITERS];
+};
+
+struct writer {
+  struct race *r;
+  int id;
+};
+
+static XT_THREAD_RET race_writer(void *arg) {
+  const struct writer *w = arg;
+  struct race *r = w->r;
+  unsigned seed = 12345u + (unsigned)w->id * 7919u;
+  atomic_fetch_add(&r->writers_ready, 1);
+  while (atomic_load(&r->collects_started) == 0) /* overlap the collects */
+    ;
+  const long until = atomic_load(&r->collects_started) + xt_rounds(RACE_COLLECTS);
+  int i = 0;
+  for (; i < RACE_WRITES && (i < 2000 || atomic_load(&r->collects_started) < until); i++) {
+    seed = seed * 1103515245u + 12345u;
+    unsigned p = (seed >> 8) % RACE_PAGES;
+    /* the collect running now may or may not see the write; the next one to start must */
+    long first = atomic_load(&r->collects_started) - 1;
+    ((volatile long *)(void *)(r->m.p + p * page))[1] = i; /* the sequence number */
+    long last = atomic_load(&r->collects_started);
+    r->records[w->id][i] = (struct record){p, first < 0 ? 0 : first, last};
+  }
+  r->writes[w->id] = i;
+  atomic_fetch_add(&r->writers_done, 1);
+  return 0;
+}
+
+static void no_write_is_missed_by_racing_collects(void **state) {
+  (void)state;
+  SKIP_WITHOUT_UFFD_WP();
+  struct race *r = calloc(1, sizeof *r);
+  assert_non_null(r);
+  r->m = map_memory(MEMFD, RACE_PAGES);
+  r->max_collects = 200000;
+  r->reports = calloc((size_t)r->max_collects, sizeof *r->reports);
+  assert_non_null(r->reports);
+  XT_OK(xm__os_wp_start(r->m.p, RACE_PAGES * page, &r->wp));
+  xt_thread t[RACE_WRITERS];
+  struct writer writers[RACE_WRITERS];
+  for (int i = 0; i < RACE_WRITERS; i++) {
+    writers[i] = (struct writer){r, i};
+    xt_thread_start(&t[i], race_writer, &writers[i]);
+  }
+  while (atomic_load(&r->writers_ready) < RACE_WRITERS)
+    ;
+  long c = 0;
+  for (bool done = false; !done && c < r->max_collects - 1; c++) {
+    done = atomic_load(&r->writers_done) == RACE_WRITERS; /* one more collect after the last write */
+    atomic_store(&r->collects_started, c + 1);            /* collect c starts */
+    size_t count = 0;
+    XT_OK(xm__os_wp_collect(&r->wp, r->m.p, RACE_PAGES * page, r->reports[c], 0, &count));
+  }
+  for (int i = 0; i < RACE_WRITERS; i++)
+    xt_thread_join(t[i]);
+  long missed = 0;
+  long writes = 0;
+  for (int w = 0; w < RACE_WRITERS; w++)
+    for (int i = 0; i < r->writes[w]; i++, writes++) {
+      const struct record *rec = &r->records[w][i];
+      bool seen = false;
+      for (long k = rec->first; k <= rec->last && k < c && !seen; k++)
+        seen = bit(r->reports[k], rec->page);
+      missed += !seen;
+    }
+  print_message("%ld writes by %d threads over %ld collects, %ld missed\n", writes, RACE_WRITERS, c, missed);
+  assert_int_equal(missed, 0);
+  xm__os_wp_stop(&r->wp, r->m.p, RACE_PAGES * page);
+  unmap_memory(&r->m);
+  free(r->reports);
+  free(r);
+}
+
+int main(void) {
+  page = xm__os_page_size();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(probe_gives_a_reason),
+      cmocka_unit_test(collects_exactly_the_written_pages),
+      cmocka_unit_test(first_bit_count_and_long_answers),
+      cmocka_unit_test(restart_after_the_mapping_was_replaced),
+      cmocka_unit_test(injected_failures_release_everything),
+      cmocka_unit_test(no_write_is_missed_by_racing_collects),
+  };
+  return XT_RUN_TESTS_AFTER_A_SNAPSHOT(tests);
+}
+#else
+/* Windows: the probe says no, and every call says why. */
+static void every_call_is_not_implemented(void **state) {
+  (void)state;
+  assert_non_null(unavailable());
+  void *p = VirtualAlloc(NULL, 65536, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+  assert_non_null(p);
+  struct xm__os_wp wp = {-1};
+  uint64_t bitmap[1] = {0};
+  size_t count = 0;
+  XT_STATUS(XM_E_NOT_IMPLEMENTED, xm__os_wp_start(p, 4096, &wp));
+  XT_STATUS(XM_E_NOT_IMPLEMENTED, xm__os_wp_restart_range(&wp, p, 4096));
+  XT_STATUS(XM_E_NOT_IMPLEMENTED, xm__os_wp_collect(&wp, p, 4096, bitmap, 0, &count));
+  xt_assert_errmsg_has("no asynchronous write protection");
+  assert_int_equal(bitmap[0], 0);
+  assert_int_equal(count, 0);
+  xm__os_wp_stop(&wp, p, 4096);
+  assert_int_equal(wp.handle, -1);
+  VirtualFree(p, 0, MEM_RELEASE);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(probe_gives_a_reason),
+      cmocka_unit_test(every_call_is_not_implemented),
+  };
+  return XT_RUN_TESTS_AFTER_A_SNAPSHOT(tests);
+}
+#endif
