@@ -51,8 +51,7 @@ static void probe_gives_a_reason(void **state) {
 static size_t page;
 
 enum kind { MEMFD, SHARED_ANON, PRIVATE_ANON, FILE_SHARED, KINDS };
-static const char *const kind_names[KINDS] = {"memfd shared", "anonymous shared", "anonymous private",
-                                              "file shared"};
+static const char *const kind_names[KINDS] = {"memfd shared", "anonymous shared", "anonymous private", "file shared"};
 
 struct memory {
   enum kind kind;
@@ -64,7 +63,8 @@ struct memory {
 /* pages of memory of kind, every page written once before tracking starts. */
 static struct memory map_memory(enum kind kind, size_t pages) {
   struct memory m = {kind, NULL, pages, -1};
-  int flags = kind == PRIVATE_ANON ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED | (kind == SHARED_ANON ? MAP_ANONYMOUS : 0);
+  int flags =
+      kind == PRIVATE_ANON ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED | (kind == SHARED_ANON ? MAP_ANONYMOUS : 0);
   if (kind == MEMFD) {
     m.memfd = (int)syscall(SYS_memfd_create, "test-dirty-uffd", 1u /* MFD_CLOEXEC */);
     assert_true(m.memfd >= 0);
@@ -99,7 +99,8 @@ static void expect_collect(struct xm__os_wp *wp, const struct memory *m, const s
     bool wanted = false;
     for (size_t k = 0; k < n; k++)
       wanted |= want[k] == i;
-    if (bit(bitmap, i) != wanted) print_message("%s: page %zu reported %d, expected %d\n", kind_names[m->kind], i, bit(bitmap, i), wanted);
+    if (bit(bitmap, i) != wanted)
+      print_message("%s: page %zu reported %d, expected %d\n", kind_names[m->kind], i, bit(bitmap, i), wanted);
     assert_true(bit(bitmap, i) == wanted);
     seen += wanted;
   }
@@ -154,7 +155,7 @@ static void first_bit_count_and_long_answers(void **state) {
     const size_t first_bit = 77, nbits = first_bit + m.pages + 64;
     uint64_t *bitmap = calloc((nbits + 63) / 64, sizeof *bitmap);
     assert_non_null(bitmap);
-    bitmap[0] = 1;                                 /* before first_bit: must stay */
+    bitmap[0] = 1;                                                         /* before first_bit: must stay */
     bitmap[(first_bit + 5) / 64] |= (uint64_t)1 << ((first_bit + 5) % 64); /* an unwritten page's bit */
     size_t count = 1000;
     XT_OK(xm__os_wp_collect(&wp, m.p, m.pages * page, bitmap, first_bit, &count));

@@ -77,9 +77,9 @@ _Static_assert(sizeof(struct page_region) == 24, "struct page_region has the ker
 static pthread_mutex_t wp_lock = PTHREAD_MUTEX_INITIALIZER;
 enum { PROBE_UNKNOWN, PROBE_WORKS, PROBE_FAILS };
 static atomic_int probe_state;
-static const char *probe_why;    /* PROBE_FAILS: the first step that failed */
-static uint64_t probe_features;  /* PROBE_WORKS: what UFFDIO_API is asked for */
-static int probe_open_flags;     /* PROBE_WORKS: UFFD_USER_MODE_ONLY where the kernel knows it */
+static const char *probe_why;   /* PROBE_FAILS: the first step that failed */
+static uint64_t probe_features; /* PROBE_WORKS: what UFFDIO_API is asked for */
+static int probe_open_flags;    /* PROBE_WORKS: UFFD_USER_MODE_ONLY where the kernel knows it */
 static atomic_int pagemap_fd = -1;
 static atomic_long pagemap_pid; /* the process that opened pagemap_fd (a forked child reopens) */
 
@@ -153,9 +153,14 @@ static bool probe_failed(struct probe_result *r, const char *why, int e) {
   return false;
 }
 
+/* What the probe says when a step fails on one kind of memory. */
+struct memory_failures {
+  const char *registering, *protecting, *scanning, *inexact, *not_rearmed;
+};
+
 /* One kind of memory: page 0 written before tracking starts, page 1 after; a scan must report
    exactly page 1 and re-protect it, the next scan nothing. */
-static bool probe_memory(struct probe_result *r, int uffd, int pm, int memfd, const char *kind_failures[5]) {
+static bool probe_memory(struct probe_result *r, int uffd, int pm, int memfd, const struct memory_failures *fails) {
   size_t page = xm__page_size();
   int flags = memfd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS;
   unsigned char *p = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, flags, memfd, 0);
@@ -165,20 +170,20 @@ static bool probe_memory(struct probe_result *r, int uffd, int pm, int memfd, co
   uint64_t walk_end = 0;
   p[0] = 1;
   if (uffd_register(uffd, (uintptr_t)p, 2 * page) != 0) {
-    probe_failed(r, kind_failures[0], errno);
+    probe_failed(r, fails->registering, errno);
   } else if (uffd_write_protect(uffd, (uintptr_t)p, 2 * page) != 0) {
-    probe_failed(r, kind_failures[1], errno);
+    probe_failed(r, fails->protecting, errno);
   } else {
     p[page] = 2;
     long n = scan(pm, (uintptr_t)p, (uintptr_t)p + 2 * page, vec, 4, &walk_end);
     if (n < 0 && (errno == ENOTTY || errno == EINVAL))
       probe_failed(r, "the kernel lacks PAGEMAP_SCAN (Linux 6.7)", errno);
     else if (n < 0)
-      probe_failed(r, kind_failures[2], errno);
+      probe_failed(r, fails->scanning, errno);
     else if (n != 1 || vec[0].start != (uintptr_t)p + page || vec[0].end != (uintptr_t)p + 2 * page)
-      probe_failed(r, kind_failures[3], 0);
+      probe_failed(r, fails->inexact, 0);
     else if (scan(pm, (uintptr_t)p, (uintptr_t)p + 2 * page, vec, 4, &walk_end) != 0)
-      probe_failed(r, kind_failures[4], 0);
+      probe_failed(r, fails->not_rearmed, 0);
     else
       ok = true;
     uffd_unregister(uffd, (uintptr_t)p, 2 * page);
@@ -187,21 +192,21 @@ static bool probe_memory(struct probe_result *r, int uffd, int pm, int memfd, co
   return ok;
 }
 
-static const char *shared_failures[5] = {
-    "UFFDIO_REGISTER refuses write-protect mode for shared memory (no userfaultfd write protection on this "
-    "architecture or for shmem)",
-    "UFFDIO_WRITEPROTECT fails on shared memory",
-    "PAGEMAP_SCAN fails on write-protected shared memory",
-    "PAGEMAP_SCAN did not report exactly the written page of shared memory",
-    "PAGEMAP_SCAN did not write-protect a reported page of shared memory again",
+static const struct memory_failures shared_failures = {
+    .registering = "UFFDIO_REGISTER refuses write-protect mode for shared memory (no userfaultfd write "
+                   "protection on this architecture or for shmem)",
+    .protecting = "UFFDIO_WRITEPROTECT fails on shared memory",
+    .scanning = "PAGEMAP_SCAN fails on write-protected shared memory",
+    .inexact = "PAGEMAP_SCAN did not report exactly the written page of shared memory",
+    .not_rearmed = "PAGEMAP_SCAN did not write-protect a reported page of shared memory again",
 };
-static const char *anonymous_failures[5] = {
-    "UFFDIO_REGISTER refuses write-protect mode for anonymous memory (no userfaultfd write protection on this "
-    "architecture)",
-    "UFFDIO_WRITEPROTECT fails on anonymous memory",
-    "PAGEMAP_SCAN fails on write-protected anonymous memory",
-    "PAGEMAP_SCAN did not report exactly the written page of anonymous memory",
-    "PAGEMAP_SCAN did not write-protect a reported page of anonymous memory again",
+static const struct memory_failures anonymous_failures = {
+    .registering = "UFFDIO_REGISTER refuses write-protect mode for anonymous memory (no userfaultfd write "
+                   "protection on this architecture)",
+    .protecting = "UFFDIO_WRITEPROTECT fails on anonymous memory",
+    .scanning = "PAGEMAP_SCAN fails on write-protected anonymous memory",
+    .inexact = "PAGEMAP_SCAN did not report exactly the written page of anonymous memory",
+    .not_rearmed = "PAGEMAP_SCAN did not write-protect a reported page of anonymous memory again",
 };
 
 /* Every step a tracker takes, on throwaway memory of both kinds; not a fault-injection point. */
@@ -219,8 +224,9 @@ static bool probe(struct probe_result *r) {
                         "CONFIG_USERFAULTFD)",
                         errno);
   if (fd < 0 && (errno == EPERM || errno == EACCES))
-    return probe_failed(r, "userfaultfd is refused (a seccomp filter such as a container's, or "
-                           "vm.unprivileged_userfaultfd = 0)",
+    return probe_failed(r,
+                        "userfaultfd is refused (a seccomp filter such as a container's, or "
+                        "vm.unprivileged_userfaultfd = 0)",
                         errno);
   if (fd < 0) return probe_failed(r, "userfaultfd fails", errno);
   uint64_t offered = 0;
@@ -229,8 +235,8 @@ static bool probe(struct probe_result *r) {
   close(fd);
   if (api != 0) return probe_failed(r, "UFFDIO_API fails", e);
   if ((offered & WP_REQUIRED) != WP_REQUIRED)
-    return probe_failed(r, "the kernel lacks asynchronous userfaultfd write protection (UFFD_FEATURE_WP_ASYNC, Linux 6.7)",
-                        0);
+    return probe_failed(
+        r, "the kernel lacks asynchronous userfaultfd write protection (UFFD_FEATURE_WP_ASYNC, Linux 6.7)", 0);
   r->features = WP_REQUIRED | (offered & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 
   fd = userfaultfd_open(r->open_flags); /* UFFDIO_API is once per descriptor */
@@ -245,7 +251,7 @@ static bool probe(struct probe_result *r) {
              ftruncate(memfd, (off_t)(2 * xm__page_size())) != 0) {
     probe_failed(r, "the probe could not create shared memory", errno);
   } else {
-    ok = probe_memory(r, fd, pm, memfd, shared_failures) && probe_memory(r, fd, pm, -1, anonymous_failures);
+    ok = probe_memory(r, fd, pm, memfd, &shared_failures) && probe_memory(r, fd, pm, -1, &anonymous_failures);
   }
   if (memfd >= 0) close(memfd);
   if (pm >= 0) close(pm);
@@ -338,9 +344,7 @@ int xm__os_wp_start(void *addr, size_t len, struct xm__os_wp *wp) {
   return XM_OK;
 }
 
-int xm__os_wp_restart_range(struct xm__os_wp *wp, void *addr, size_t len) {
-  return track((int)wp->handle, addr, len);
-}
+int xm__os_wp_restart_range(struct xm__os_wp *wp, void *addr, size_t len) { return track((int)wp->handle, addr, len); }
 
 /* Sets bits [from, to) of bitmap. */
 static void set_bits(uint64_t *bitmap, size_t from, size_t to) {
@@ -365,8 +369,7 @@ static void report(const struct page_region *vec, size_t n, uintptr_t base, uint
 
 enum { SCAN_REGIONS = 256 }; /* 6 KiB of stack; a longer answer takes another call */
 
-int xm__os_wp_collect(struct xm__os_wp *wp, void *addr, size_t len, uint64_t *bitmap, size_t first_bit,
-                      size_t *count) {
+int xm__os_wp_collect(struct xm__os_wp *wp, void *addr, size_t len, uint64_t *bitmap, size_t first_bit, size_t *count) {
   (void)wp; /* the scan reads the page tables; the userfaultfd only keeps them armed */
   int pm, rc = pagemap(&pm);
   if (rc) return rc;
@@ -420,8 +423,7 @@ int xm__os_wp_restart_range(struct xm__os_wp *wp, void *addr, size_t len) {
   (void)len;
   return xm__fail(XM_E_NOT_IMPLEMENTED, "uffd-wp write tracking: %s", no_userfaultfd);
 }
-int xm__os_wp_collect(struct xm__os_wp *wp, void *addr, size_t len, uint64_t *bitmap, size_t first_bit,
-                      size_t *count) {
+int xm__os_wp_collect(struct xm__os_wp *wp, void *addr, size_t len, uint64_t *bitmap, size_t first_bit, size_t *count) {
   (void)wp;
   (void)addr;
   (void)len;

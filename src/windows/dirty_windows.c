@@ -24,8 +24,7 @@ int xm__os_wp_restart_range(struct xm__os_wp *wp, void *addr, size_t len) {
   return xm__fail(XM_E_NOT_IMPLEMENTED, "uffd-wp write tracking: %s", no_write_watch);
 }
 
-int xm__os_wp_collect(struct xm__os_wp *wp, void *addr, size_t len, uint64_t *bitmap, size_t first_bit,
-                      size_t *count) {
+int xm__os_wp_collect(struct xm__os_wp *wp, void *addr, size_t len, uint64_t *bitmap, size_t first_bit, size_t *count) {
   (void)wp;
   (void)addr;
   (void)len;
