@@ -302,7 +302,7 @@ static XT_THREAD_RET race_writer(void *arg) {
     unsigned p = (seed >> 8) % RACE_PAGES;
     /* the collect running now may or may not see the write; the next one to start must */
     long first = atomic_load(&r->collects_started) - 1;
-    ((volatile long *)(void *)(r->m.p + p * page))[1] = i; /* the sequence number */
+    ((volatile long *)(void *)(r->m.p + p * page))[1 + w->id] = i; /* its sequence number, in its own slot */
     long last = atomic_load(&r->collects_started);
     r->records[w->id][i] = (struct record){p, first < 0 ? 0 : first, last};
   }
