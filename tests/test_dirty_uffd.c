@@ -265,6 +265,95 @@ static void injected_failures_release_everything(void **state) {
   }
 }
 
+/* A transparent huge page is tracked like small ones: the written page is reported (its whole
+   huge page may be: false positives are allowed), and after the collect nothing is. */
+static void huge_pages_report_the_written_page(void **state) {
+  (void)state;
+  SKIP_WITHOUT_UFFD_WP();
+  const size_t huge = 2 * 1024 * 1024, len = 2 * huge;
+  unsigned char *r = mmap(NULL, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  assert_true(r != MAP_FAILED);
+  unsigned char *p = (unsigned char *)(((uintptr_t)r + huge - 1) & ~(uintptr_t)(huge - 1));
+  (void)madvise(p, len, MADV_HUGEPAGE); /* where THP is "madvise"; a kernel without THP ignores it */
+  memset(p, 1, len);
+  struct xm__os_wp wp = {-1};
+  XT_OK(xm__os_wp_start(p, len, &wp));
+  const size_t pages = len / page;
+  uint64_t *bitmap = calloc(pages / 64, sizeof *bitmap);
+  assert_non_null(bitmap);
+  for (int round = 0; round < 3; round++) {
+    size_t target = (size_t)round * 300 + 3;
+    p[target * page] = 2;
+    memset(bitmap, 0, pages / 8);
+    size_t count = 0;
+    XT_OK(xm__os_wp_collect(&wp, p, len, bitmap, 0, &count));
+    assert_true(bit(bitmap, target));
+    assert_true(count >= 1 && count <= pages);
+    memset(bitmap, 0, pages / 8);
+    count = 0;
+    XT_OK(xm__os_wp_collect(&wp, p, len, bitmap, 0, &count));
+    assert_int_equal(count, 0);
+  }
+  free(bitmap);
+  xm__os_wp_stop(&wp, p, len);
+  assert_int_equal(munmap(r, len + huge), 0);
+}
+
+/* A forked child's tracker scans the child's memory, not its parent's: the process's pagemap
+   descriptor is opened again there. */
+static int child_tracks_its_own_memory(int out) {
+  struct memory m = map_memory(MEMFD, 8);
+  struct xm__os_wp wp = {-1};
+  if (xm__os_wp_start(m.p, m.pages * page, &wp) != XM_OK) return xt_say(out, 1, "start: %s", xm_errmsg());
+  m.p[5 * page] = 9;
+  uint64_t bitmap[1] = {0};
+  size_t count = 0;
+  if (xm__os_wp_collect(&wp, m.p, m.pages * page, bitmap, 0, &count) != XM_OK)
+    return xt_say(out, 2, "collect: %s", xm_errmsg());
+  if (bitmap[0] != 1u << 5 || count != 1)
+    return xt_say(out, 3, "collected bitmap 0x%llx, %zu pages", (unsigned long long)bitmap[0], count);
+  xm__os_wp_stop(&wp, m.p, m.pages * page);
+  return xt_say(out, 0, "the child collected exactly its written page");
+}
+
+static void forked_child_tracks_its_own_memory(void **state) {
+  (void)state;
+  SKIP_WITHOUT_UFFD_WP();
+  struct memory m = map_memory(MEMFD, 8); /* the parent tracks too, so its pagemap is open */
+  struct xm__os_wp wp = {-1};
+  XT_OK(xm__os_wp_start(m.p, m.pages * page, &wp));
+  xt_child c = xt_run_child(child_tracks_its_own_memory, 30);
+  xt_assert_child_passed(&c);
+  m.p[1 * page] = 1;
+  static const size_t written[] = {1};
+  expect_collect(&wp, &m, written, 1);
+  xm__os_wp_stop(&wp, m.p, m.pages * page);
+  unmap_memory(&m);
+}
+
+/* A shared mapping the process may never write (a read-only descriptor) cannot be registered:
+   refused with the call named, nothing left behind. */
+static void read_only_shared_mapping_is_refused(void **state) {
+  (void)state;
+  SKIP_WITHOUT_UFFD_WP();
+  struct memory warm = map_memory(PRIVATE_ANON, 1);
+  struct xm__os_wp wp = {-1};
+  XT_OK(xm__os_wp_start(warm.p, page, &wp)); /* opens the process's pagemap descriptor for good */
+  xm__os_wp_stop(&wp, warm.p, page);
+  unmap_memory(&warm);
+  xm_descriptor f = xt_pattern_file(4 * page, 0);
+  void *p = mmap(NULL, 4 * page, PROT_READ, MAP_SHARED, f, 0);
+  assert_true(p != MAP_FAILED);
+  xt_snapshot before = xt_snap();
+  XT_STATUS(XM_E_SYSTEM_CALL, xm__os_wp_start(p, 4 * page, &wp));
+  xt_assert_errmsg_has("UFFDIO_REGISTER");
+  assert_int_equal(xm_os_error(), EPERM);
+  assert_int_equal(wp.handle, -1);
+  xt_assert_no_leak(before);
+  munmap(p, 4 * page);
+  xt_close(f);
+}
+
 /* ---- racing writers: a write is reported by the first collect that starts after it ----------- */
 /* Writers make at least 2000 writes, and go on until RACE_COLLECTS more collects have started (or
    they made RACE_WRITES writes). */
@@ -364,6 +453,9 @@ int main(void) {
       cmocka_unit_test(first_bit_count_and_long_answers),
       cmocka_unit_test(restart_after_the_mapping_was_replaced),
       cmocka_unit_test(injected_failures_release_everything),
+      cmocka_unit_test(huge_pages_report_the_written_page),
+      cmocka_unit_test(forked_child_tracks_its_own_memory),
+      cmocka_unit_test(read_only_shared_mapping_is_refused),
       cmocka_unit_test(no_write_is_missed_by_racing_collects),
   };
   return XT_RUN_TESTS_AFTER_A_SNAPSHOT(tests);
