@@ -12,6 +12,10 @@ struct xm_arena {
   size_t size;               /* the size asked for; the pieces cover it rounded up to the unit */
   struct xm__arena_piece *pieces;
   size_t count, cap;
+  /* The owner's protection of every page of the reservation, once xm_region_protect has changed
+     any (NULL until then: each piece is at the protection it was added with); adds and removes
+     reset the pages they replace. Read and written with the mutex held. */
+  unsigned char *page_prot;
 };
 
 static const struct xm_region_ops arena_region_ops;
@@ -127,6 +131,19 @@ static void merge_reserved(struct xm__arena_piece *list, size_t *n) {
   *n = w;
 }
 
+/* A piece's protection as it was added (unmapped space has none), as memset takes it. */
+static int owner_prot(const struct xm__arena_piece *p) { return xm__piece_is_mapped(p) ? (int)p->prot : 0; }
+
+/* The pages of the pieces a change established get their pieces' protection; remainders keep
+   theirs. */
+static void reset_page_prots(xm_arena *a, const struct xm__arena_piece *now, size_t n) {
+  const size_t page = xm__page_size();
+  for (size_t k = 0; k < n; k++) {
+    bool established = (now[k].flags & XM__PIECE_NEW) || !xm__piece_is_mapped(&now[k]);
+    if (established) memset(a->page_prot + now[k].offset / page, owner_prot(&now[k]), now[k].size / page);
+  }
+}
+
 /* Replaces [offset, offset + size) (unit multiples, inside the reservation) with what = a mapping
    of kind (ANON / DESCRIPTOR, with a fresh backing that this call takes over) or reserved space
    (RESERVED). Called with the mutex held. On failure the back end has left the window consistent
@@ -178,12 +195,18 @@ static int change(xm_arena *a, size_t offset, size_t size, const struct xm__aren
   for (size_t k = 0; k < n_now; k++)
     if (now[k].backing) now[k].backing->refs++;
   bool kept = false;
+  unsigned char *window = (unsigned char *)a->os.base + old[0].offset;
+  size_t window_size = old[n_old - 1].offset + old[n_old - 1].size - old[0].offset;
+  bool held = xm__dirty_begin_change(window, window_size); /* write trackers see the change as one step */
   int rc = xm__os_arena_change(&a->os, old, n_old, now, n_now, d, &kept);
   if (rc && kept) { /* nothing changed: the list stays, and the new backing goes */
+    xm__dirty_end_change(held, window, window_size, a->os.base, now, 0);
     for (size_t k = 0; k < n_now; k++)
       unref(now[k].backing);
     return rc;
   }
+  xm__dirty_end_change(held, window, window_size, a->os.base, now, n_now);
+  if (a->page_prot) reset_page_prots(a, now, n_now);
   for (size_t k = 0; k < n_now; k++) {
     if (!xm__piece_is_mapped(&now[k]) && now[k].backing) { /* the back end could not establish it */
       unref(now[k].backing);
@@ -277,11 +300,22 @@ void xm_arena_free(xm_arena *a) {
   for (size_t k = 0; k < a->count; k++)
     unref(a->pieces[k].backing);
   free(a->pieces);
+  free(a->page_prot);
   xm__os_mutex_destroy(&a->mutex);
   free(a);
 }
 
 /* ---- the arena as a region ------------------------------------------------------------------ */
+static struct xm__os_view piece_view(const xm_arena *a, const struct xm__arena_piece *p) {
+  void *base = (unsigned char *)a->os.base + p->offset;
+  return (struct xm__os_view){.base = base,
+                              .size = p->size,
+                              .reservation = base,
+                              .reservation_size = p->size,
+                              .file = xm__os_no_descriptor(),
+                              .flags = p->os_flags};
+}
+
 /* Applies fn to the part of every mapped piece that [offset, offset + len) covers, in order,
    stopping at the first failure. Reserved space has no memory to sync or advise: it is skipped.
    Called with the mutex held. */
@@ -294,17 +328,8 @@ static int for_each_mapped(const xm_arena *a, size_t offset, size_t len, xm_advi
     if (!xm__piece_is_mapped(p)) continue;
     size_t from = p->offset > offset ? p->offset : offset;
     size_t to = p->offset + p->size < end ? p->offset + p->size : end;
-    void *base = (unsigned char *)a->os.base + p->offset;
-    struct xm__os_view view = {
-        .base = base,
-        .size = p->size,
-        .reservation = base,
-        .reservation_size = p->size,
-        .file = xm__os_no_descriptor(),
-        .section = NULL,
-        .flags = p->os_flags,
-    };
-    int rc = fn(base, p->size, from - p->offset, to - from, advice, &view);
+    struct xm__os_view view = piece_view(a, p);
+    int rc = fn(view.base, p->size, from - p->offset, to - from, advice, &view);
     if (rc) return rc;
   }
   return XM_OK;
@@ -360,9 +385,113 @@ static int arena_region_remove_mapping(xm_region *r, size_t offset, size_t size)
   return xm_arena_remove(r->owner, offset, size);
 }
 
+/* ---- protection --------------------------------------------------------------------------------
+   Piece by piece (Windows changes protection view by view), each never above what it was added
+   with, all or nothing: every check comes before the first OS call, and a failure midway puts the
+   pieces already changed back page by page. */
+static unsigned char piece_prot_at(const xm_arena *a, const struct xm__arena_piece *p, size_t page_index) {
+  if (!xm__piece_is_mapped(p)) return XM_PROT_NONE;
+  return a->page_prot ? a->page_prot[page_index] : (unsigned char)p->prot;
+}
+
+/* Puts [from, to) of piece p back to saved[] (the protection of each page from `first` on), one OS
+   call per run of equal protection. */
+static void restore_pages(xm_arena *a, const struct xm__arena_piece *p, size_t from, size_t to, size_t first,
+                          const unsigned char *saved) {
+  const size_t page = xm__page_size();
+  struct xm__os_view view = piece_view(a, p);
+  for (size_t at = from; at < to;) {
+    unsigned char prot = saved[at / page - first];
+    size_t end = at + page;
+    while (end < to && saved[end / page - first] == prot)
+      end += page;
+    (void)xm__protect_tracked(&view, (unsigned char *)a->os.base + at, end - at, prot);
+    at = end;
+  }
+}
+
+static int arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot prot) {
+  xm_arena *a = r->owner;
+  if (prot & ~XM__PROT_ALL) return xm__fail(XM_E_INVALID_ARGUMENT, "protection 0x%x has unknown bits", prot);
+  if (!xm__range_inside(offset, len, a->size)) return xm__fail_address(offset, len, a->size);
+  if (len == 0) return XM_OK;
+  const size_t page = xm__page_size();
+  const size_t first = offset / page, n = (offset + len - 1) / page - first + 1;
+  const size_t from = first * page, to = from + n * page; /* inside the unit-rounded reservation */
+  xm__os_mutex_lock(&a->mutex);
+  int rc = XM_OK;
+  for (size_t k = find_piece(a, from); !rc && k < a->count && a->pieces[k].offset < to; k++) {
+    const struct xm__arena_piece *p = &a->pieces[k];
+    size_t lo = p->offset > from ? p->offset : from, hi = p->offset + p->size < to ? p->offset + p->size : to;
+    if (!xm__piece_is_mapped(p))
+      rc = xm__fail(XM_E_INVALID_ADDRESS, "arena offset=%zu size=%zu inside offset=%zu len=%zu is not mapped", lo,
+                    hi - lo, offset, len);
+    else if (!xm_prot_allows(p->prot, prot))
+      rc = xm__fail(XM_E_ACCESS, "protection 0x%x is above the 0x%x the piece at arena offset %zu was added with", prot,
+                    p->prot, p->offset);
+  }
+  unsigned char *saved = rc ? NULL : malloc(n);
+  if (!rc && !saved) rc = xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's protection bookkeeping");
+  if (!rc && !a->page_prot) {
+    size_t total = a->os.size / page;
+    a->page_prot = malloc(total);
+    if (!a->page_prot) {
+      rc = xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's protection bookkeeping");
+    } else {
+      for (size_t k = 0; k < a->count; k++)
+        memset(a->page_prot + a->pieces[k].offset / page, owner_prot(&a->pieces[k]), a->pieces[k].size / page);
+    }
+  }
+  if (rc) {
+    xm__os_mutex_unlock(&a->mutex);
+    free(saved);
+    return rc;
+  }
+  memcpy(saved, a->page_prot + first, n);
+  size_t k0 = find_piece(a, from), k = k0;
+  for (; k < a->count && a->pieces[k].offset < to; k++) {
+    const struct xm__arena_piece *p = &a->pieces[k];
+    size_t lo = p->offset > from ? p->offset : from, hi = p->offset + p->size < to ? p->offset + p->size : to;
+    struct xm__os_view view = piece_view(a, p);
+    rc = xm__protect_tracked(&view, (unsigned char *)a->os.base + lo, hi - lo, prot);
+    if (rc) break;
+  }
+  if (rc) { /* the pieces before k changed: put them back, keeping the first failure's message */
+    for (size_t j = k0; j < k; j++) {
+      const struct xm__arena_piece *p = &a->pieces[j];
+      size_t lo = p->offset > from ? p->offset : from, hi = p->offset + p->size < to ? p->offset + p->size : to;
+      restore_pages(a, p, lo, hi, first, saved);
+    }
+  } else {
+    memset(a->page_prot + first, (int)prot, n);
+  }
+  xm__os_mutex_unlock(&a->mutex);
+  free(saved);
+  return rc;
+}
+
+static void arena_page_prots(xm_region *r, size_t offset, size_t npages, unsigned char *prot,
+                             const struct xm__os_view **view, void (*with_lock_held)(void *ctx), void *ctx) {
+  xm_arena *a = r->owner;
+  *view = NULL; /* pieces are never copy-on-write views: the address is all the OS needs */
+  const size_t page = xm__page_size(), end = offset + npages * page;
+  xm__os_mutex_lock(&a->mutex);
+  for (size_t k = find_piece(a, offset); k < a->count && a->pieces[k].offset < end; k++) {
+    const struct xm__arena_piece *p = &a->pieces[k];
+    size_t lo = p->offset > offset ? p->offset : offset, hi = p->offset + p->size < end ? p->offset + p->size : end;
+    for (size_t at = lo; at < hi; at += page)
+      prot[(at - offset) / page] = piece_prot_at(a, p, at / page);
+    if (lo == p->offset) prot[(lo - offset) / page] |= XM__PAGE_VIEW_START;
+  }
+  with_lock_held(ctx);
+  xm__os_mutex_unlock(&a->mutex);
+}
+
 static const struct xm_region_ops arena_region_ops = {
     .add_fd_mapping = arena_region_add_fd_mapping,
     .remove_mapping = arena_region_remove_mapping,
     .msync = arena_region_msync,
     .advise = arena_region_advise,
+    .protect = arena_region_protect,
+    .page_prots = arena_page_prots,
 };

@@ -226,7 +226,7 @@ int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
     store_prot(&m->prot, old & prot);
   }
   update_limits(m);
-  int rc = xm__os_protect(&m->view, (unsigned char *)m->view.base + first * page, n * page, prot);
+  int rc = xm__protect_tracked(&m->view, (unsigned char *)m->view.base + first * page, n * page, prot);
   if (rc) { /* put back what was there */
     if (was_mixed)
       for (size_t i = 0; i < n; i++)
@@ -314,9 +314,29 @@ static int mapping_region_advise(const xm_region *r, size_t offset, size_t size,
   return xm__advise_range(m->pub.base, m->pub.size, offset, size, advice, &m->view, XM_E_INVALID_ADDRESS);
 }
 
+static int mapping_region_protect(xm_region *r, size_t offset, size_t len, xm_prot prot) {
+  return xm_mapping_protect(r->owner, offset, len, prot);
+}
+
+/* Protection changes of a mapping are not serialized by the library: a tracker made while another
+   thread changes the same mapping's protection is the caller's race. */
+static void mapping_page_prots(xm_region *r, size_t offset, size_t npages, unsigned char *prot,
+                               const struct xm__os_view **view, void (*with_lock_held)(void *ctx), void *ctx) {
+  const xm_mapping *m = r->owner;
+  const size_t page = xm__page_size(), first = (xm__view_skew(m) + offset) / page;
+  bool mixed = __atomic_load_n(&m->mixed, __ATOMIC_ACQUIRE);
+  for (size_t i = 0; i < npages; i++)
+    prot[i] = __atomic_load_n(mixed ? &m->page_prot[first + i] : &m->prot, __ATOMIC_RELAXED);
+  if (first == 0) prot[0] |= XM__PAGE_VIEW_START;
+  *view = &m->view;
+  with_lock_held(ctx);
+}
+
 static const struct xm_region_ops mapping_region_ops = {
     .msync = mapping_region_msync,
     .advise = mapping_region_advise,
+    .protect = mapping_region_protect,
+    .page_prots = mapping_page_prots,
 };
 
 xm_region *xm_mapping_region(xm_mapping *m) { return m ? &m->region : NULL; }
