@@ -61,7 +61,7 @@ static void expect_pages(xm_dirty *d, size_t npages, const size_t *want, size_t 
   for (size_t i = 0, k = 0; i < npages; i++) {
     int set = (bits[i / 64] >> (i % 64)) & 1;
     int wanted = k < n && want[k] == i;
-    if (set != wanted) print_message("page %zu reported %d, expected %d\n", i, set, wanted);
+    if (set != wanted) print_message("page %lu reported %d, expected %d\n", (unsigned long)i, set, wanted);
     assert_int_equal(set, wanted);
     k += (size_t)wanted;
   }
@@ -219,7 +219,7 @@ static void arena_pieces_replaced(void **state) {
     int set = (bits[i / 64] >> (i % 64)) & 1;
     int must = i == 1 || (i >= 5 * per && i < 6 * per);
     int may = must || i >= 4 * per; /* the reserved space around a change may be reported */
-    if (set != must && !(set && may)) print_message("page %zu reported %d\n", i, set);
+    if (set != must && !(set && may)) print_message("page %lu reported %d\n", (unsigned long)i, set);
     assert_true(must ? set : (!set || may));
   }
   XT_OK(xm_dirty_collect(d, bits, n, &count));
@@ -403,13 +403,14 @@ static void writers_race_collector(void **state) {
       for (size_t j = 0; j <= first_after && !reported; j++)
         reported = race.collects[j].end > e->begin && ((race.collects[j].bits[e->page / 64] >> (e->page % 64)) & 1);
       if (!reported)
-        print_message("writer %d's write %d to page %u (tickets %ld..%ld) missed by collect %zu (start %ld)\n", i, k,
-                      e->page, e->begin, e->done, first_after, race.collects[first_after].start);
+        print_message("writer %d's write %d to page %u (tickets %ld..%ld) missed by collect %lu (start %ld)\n", i, k,
+                      e->page, e->begin, e->done, (unsigned long)first_after, race.collects[first_after].start);
       assert_true(reported);
       checked++;
     }
   }
-  print_message("%zu writes checked against %zu collects (%s)\n", checked, race.ncollects, xm_dirty_strategy(race.d));
+  print_message("%lu writes checked against %lu collects (%s)\n", (unsigned long)checked, (unsigned long)race.ncollects,
+                xm_dirty_strategy(race.d));
   for (int i = 0; i < RACE_WRITERS; i++)
     free(race.log[i]);
   free(race.collects);
