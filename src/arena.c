@@ -450,15 +450,11 @@ static int arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot
       rc = xm__fail(XM_E_ACCESS, "protection 0x%x is above the 0x%x the piece at arena offset %zu was added with", prot,
                     p->prot, p->offset);
   }
-  unsigned char *saved = rc ? NULL : malloc(n);
-  if (!rc && !saved) rc = xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's protection bookkeeping");
-  if (!rc) rc = need_page_prots(a);
+  if (!rc) rc = need_page_prots(a); /* the only allocation, once per arena (hooks may call this) */
   if (rc) {
     xm__os_mutex_unlock(&a->mutex);
-    free(saved);
     return rc;
   }
-  memcpy(saved, a->page_prot + first, n);
   size_t k0 = find_piece(a, from), k = k0;
   for (; k < a->count && a->pieces[k].offset < to; k++) {
     const struct xm__arena_piece *p = &a->pieces[k];
@@ -473,13 +469,12 @@ static int arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot
       const struct xm__arena_piece *p = &a->pieces[j];
       size_t lo, hi;
       clip(p, from, to, &lo, &hi);
-      set_pages(a, p, lo, hi, saved, first);
+      set_pages(a, p, lo, hi, a->page_prot, 0); /* not updated yet: the old protection */
     }
   } else {
     memset(a->page_prot + first, (int)prot, n);
   }
   xm__os_mutex_unlock(&a->mutex);
-  free(saved);
   return rc;
 }
 

@@ -54,7 +54,12 @@ int xm__protect_tracked(const struct xm__os_view *view, void *addr, size_t len, 
 bool xm__dirty_begin_change(void *addr, size_t len) {
   if (atomic_load_explicit(&live_trackers, memory_order_acquire) == 0) return false;
   xm__os_mutex_lock(&registry_lock);
-  for (struct xm_dirty *d = first_from(addr); d && overlaps(d, addr, len); d = d->next)
+  struct xm_dirty *first = first_from(addr);
+  if (!first || !overlaps(first, addr, len)) { /* untracked: other arenas' changes need not wait */
+    xm__os_mutex_unlock(&registry_lock);
+    return false;
+  }
+  for (struct xm_dirty *d = first; d && overlaps(d, addr, len); d = d->next)
     xm__os_mutex_lock(&d->lock);
   return true;
 }

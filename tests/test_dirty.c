@@ -293,6 +293,22 @@ static void refused_protection_recovers(void **state) {
   p[12 * PAGE] = 1;
   const size_t one[] = {12};
   expect_pages(d, n, one, 1);
+  /* The owner's protection change on the tracked range: its all-or-nothing first call refused,
+     nothing changes; the per-page lift after it refused, everything is lifted and reported. */
+  p[5 * PAGE] = 1;
+  XT_OK(xm_mapping_protect(m, 0, n * PAGE, XM_PROT_READ));
+  xm__test_fail_nth(1, XT_INJECTED_ERROR);
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_mapping_protect(m, 0, n * PAGE, XM_PROT_READ_WRITE));
+  xm__test_fail_nth(0, 0);
+  uint8_t v = 1;
+  XT_STATUS(XM_E_ACCESS, XM_WRITE_OBJ(m, 0, &v));
+  xm__test_fail_nth(2, XT_INJECTED_ERROR);
+  XT_OK(xm_mapping_protect(m, 0, n * PAGE, XM_PROT_READ_WRITE));
+  assert_int_equal(xm__test_os_calls(), 3); /* without write; page 5's lift (refused); all writable */
+  xm__test_fail_nth(0, 0);
+  p[7 * PAGE] = 1;
+  expect_pages(d, n, all, n);
+  expect_pages(d, n, NULL, 0);
   /* A tracker whose first protection is refused starts with everything reported. */
   xm_dirty_free(d);
   xm__test_fail_nth(1, XT_INJECTED_ERROR);
