@@ -68,6 +68,8 @@ struct bench {
   unsigned char *rwx;       /* their baseline's read-write-execute buffer */
   size_t rwx_len;
   size_t line;
+  struct bench_dirty *dirty; /* the write-tracking workloads' state (bench_dirty.c) */
+  bool smoke;                /* --smoke: workloads may shrink what they set up */
   uint64_t sink;
   char error[512];
 };
@@ -76,6 +78,7 @@ struct bench {
 struct bench_options {
   bool quick, json, smoke, progress;
   const char *dir;
+  const char *only; /* --only: run just the workloads whose name contains it */
   unsigned rounds;
   double budget; /* seconds one side of one round may take */
 };
@@ -108,6 +111,27 @@ enum { JIT_TOGGLE = 1 }; /* in a JIT workload's param (a size, a page multiple):
 int bench_setup_jit(struct bench *b, const struct workload *w);
 int bench_xm_jit(struct bench *b, uint64_t iters, double *seconds);
 int bench_raw_jit(struct bench *b, uint64_t iters, double *seconds);
+
+/* ---- bench_dirty.c: write tracking over 1 GiB, 1% of pages written per round, and its raw
+   baselines in bench_dirty_posix.c / bench_dirty_windows.c ------------------------------------ */
+enum { DIRTY_UFFD_WP, DIRTY_PROTECT }; /* a write-tracking workload's param: the strategy */
+int bench_setup_dirty(struct bench *b, const struct workload *w);
+int bench_xm_dirty(struct bench *b, uint64_t iters, double *seconds);
+int bench_raw_dirty(struct bench *b, uint64_t iters, double *seconds);
+void bench_teardown_dirty(struct bench *b);
+/* A raw tracker of strategy over a new len-byte read-write shared mapping, written in full and
+   then armed (*base: the mapping); XM_E_NOT_IMPLEMENTED with the reason in b->error where the OS
+   has no such strategy. */
+struct bench_raw_tracker;
+int bench_raw_tracker_new(struct bench *b, int strategy, size_t len, struct bench_raw_tracker **out,
+                          unsigned char **base);
+/* Around a run of rounds: installs (and removes) what catches the first writes, if anything. */
+int bench_raw_tracker_enter(struct bench *b, struct bench_raw_tracker *t);
+void bench_raw_tracker_leave(struct bench_raw_tracker *t);
+/* Sets the bit of every page written since the last collect, re-arms those pages, and adds how
+   many there were to *count. */
+int bench_raw_tracker_collect(struct bench *b, struct bench_raw_tracker *t, uint64_t *bitmap, size_t *count);
+void bench_raw_tracker_free(struct bench_raw_tracker *t);
 
 /* ---- bench_report.c -------------------------------------------------------------------------- */
 /* The workload's figure for iters iterations that took seconds. */
