@@ -71,7 +71,8 @@ struct xm_mapping {
      with the mapping, so a reader never touches freed memory. */
   unsigned char prot;
   bool mixed;
-  unsigned char *page_prot;
+  unsigned char *page_prot; /* npages entries, then npages of scratch for a rollback */
+  atomic_flag protect_lock; /* serializes xm_mapping_protect */
   struct xm_region region;
   struct xm__os_view view; /* what the back end needs to sync, protect and unmap */
 };

@@ -190,6 +190,16 @@ static void update_limits(xm_mapping *m) {
   __atomic_store_n(&m->pub.write_limit, uniform && (prot & XM_PROT_WRITE) ? m->pub.size : 0, __ATOMIC_RELAXED);
 }
 
+/* One change at a time (hooks on several threads lift pages of one mapping at once). The holder
+   only makes OS calls, never touches mapped memory, so no fault hook can wait for itself here. */
+static void protect_lock(xm_mapping *m) {
+  while (atomic_flag_test_and_set_explicit(&m->protect_lock, memory_order_acquire))
+    xm__os_yield();
+}
+static void protect_unlock(xm_mapping *m) { atomic_flag_clear_explicit(&m->protect_lock, memory_order_release); }
+
+static int protect_locked(xm_mapping *m, size_t offset, size_t len, xm_prot prot);
+
 int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
   if (!m) return xm__fail(XM_E_INVALID_ARGUMENT, "mapping must not be NULL");
   if (prot & ~XM__PROT_ALL) return xm__fail(XM_E_INVALID_ARGUMENT, "protection 0x%x has unknown bits", prot);
@@ -197,18 +207,26 @@ int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
   if (!xm_prot_allows(m->built_prot, prot))
     return xm__fail(XM_E_ACCESS, "protection 0x%x is above the 0x%x the mapping was built with", prot, m->built_prot);
   if (len == 0) return XM_OK;
+  protect_lock(m);
+  int rc = protect_locked(m, offset, len, prot);
+  protect_unlock(m);
+  return rc;
+}
+
+static int protect_locked(xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
   /* Protection is per page: every page the range touches changes. */
   size_t page = xm__page_size(), skew = xm__view_skew(m);
   size_t first = (skew + offset) / page, last = (skew + offset + len - 1) / page;
   size_t npages = (m->view.size + page - 1) / page, n = last - first + 1;
   bool whole = n == npages, was_mixed = m->mixed;
-  /* Everything that can fail before the OS call, so that a failure changes nothing. */
-  unsigned char *saved = was_mixed ? malloc(n) : NULL;
-  if (was_mixed && !saved) return xm__fail(XM_E_NO_MEMORY, "out of memory for page protection bookkeeping");
+  /* Everything that can fail before the OS call, so that a failure changes nothing. The page
+     table's second half keeps the old values for a rollback: only the first partial change of a
+     mapping allocates (a fault hook's later changes do not). */
   if (!whole && !m->page_prot) {
-    m->page_prot = malloc(npages);
+    m->page_prot = malloc(2 * npages);
     if (!m->page_prot) return xm__fail(XM_E_NO_MEMORY, "out of memory for page protection bookkeeping");
   }
+  unsigned char *saved = was_mixed ? m->page_prot + npages : NULL;
   xm_prot old = m->prot;
   if (was_mixed) {
     for (size_t i = 0; i < n; i++)
@@ -242,7 +260,6 @@ int xm_mapping_protect(xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
       store_prot(&m->page_prot[first + i], prot);
   }
   update_limits(m);
-  free(saved);
   return rc;
 }
 

@@ -155,9 +155,36 @@ struct xm__fault_guard {
  *    previous sigaction, SIG_DFL or SIG_IGN; Windows: the next exception handler).
  *  - The handler is installed once, process-wide, on first use: XM_E_SYSTEM_CALL (recorded) if
  *    that fails, XM_E_NOT_IMPLEMENTED where this CPU's faults cannot be recovered. Not a
- *    fault-injection point. A handler the program installs later must pass on what it does not
- *    handle, or guarded runs lose their recovery. */
+ *    fault-injection point. */
 int xm__os_run_guarded(struct xm__fault_guard *g);
+
+/* The dispatcher. For every memory fault (POSIX: SIGSEGV / SIGBUS with si_code > 0; Windows:
+   EXCEPTION_ACCESS_VIOLATION / EXCEPTION_IN_PAGE_ERROR) the back end's handler, in this order:
+ *  1. fills an xm_fault (addr, pc, the OS context, the access kind where the CPU reports it) and
+ *     calls xm__fault_dispatch_hooks; true: resume the faulting thread with the (possibly changed)
+ *     context;
+ *  2. recovers the guard running on this thread if the address is in its range (above);
+ *  3. passes the fault on as if the library were absent (POSIX: the handlers found in front of it
+ *     when it was installed or reinstalled, then SIG_DFL / SIG_IGN; Windows: the next handler).
+ * While a hook runs or a fault is passed on, the thread's guard is set aside: a fault there never
+ * jumps into the guarded run it interrupted. */
+/* Installs the handler if it is not yet (as xm__os_run_guarded does). */
+int xm__os_fault_install(void);
+/* XM_OK while the handler is in front (installing it first), XM_E_EXISTS (recorded, naming what is
+   in front) when another was installed over it. */
+int xm__os_fault_handler_check(void);
+/* Puts the handler back in front; what was in front is chained to first. A handler that passes
+   faults back to the library's does not make a loop: the library passes such a fault on to the
+   handler before it. */
+int xm__os_fault_handler_reinstall(void);
+/* One pointer per thread for the dispatcher's front end, readable and writable in a fault handler
+   without allocating (NULL on a thread that never set it). */
+void *xm__os_fault_thread_get(void);
+void xm__os_fault_thread_set(void *p);
+/* Gives the processor to another thread (a writer waiting for a handler to finish). */
+void xm__os_yield(void);
+/* Provided by the front end (fault_hooks.c); async-signal-safe. */
+bool xm__fault_dispatch_hooks(const xm_fault *f);
 
 /* ---- kernel write tracking (dirty_*.c) --------------------------------------------------------
  * The "uffd-wp" strategy of xm_dirty: the kernel write-protects the range and records the first

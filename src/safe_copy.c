@@ -30,19 +30,13 @@ static void copy_chunks(struct xm__fault_guard *g) {
   }
 }
 
-static int safe_slice(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied, bool write) {
+/* Copies n (> 0) bytes between at (memory that may fault) and buf, the mapped side at offset of
+   its owner (for the message). */
+static int guarded_copy(unsigned char *at, void *buf, size_t n, size_t offset, size_t *copied, bool write) {
   const char *what = write ? "write" : "read";
-  size_t n;
-  int rc = xm__slice_check(m, len, offset, write ? XM_PROT_WRITE : XM_PROT_READ, &n);
-  if (rc) return rc;
-  if (n == 0) {
-    if (copied) *copied = 0;
-    return XM_OK;
-  }
   /* The caller's buffer is not guarded (a fault there is the caller's bug and stays fatal), but
      NULL is cheap to refuse. */
   if (!buf) return xm__fail(XM_E_INVALID_ARGUMENT, "buffer must not be NULL for a %s of %zu bytes", what, n);
-  unsigned char *at = m->pub.base + offset;
   const size_t page = xm__page_size();
   struct guarded_copy c = {
       .dst = write ? at : buf,
@@ -58,7 +52,7 @@ static int safe_slice(const xm_mapping *m, void *buf, size_t len, size_t offset,
   /* One memcpy, as fast as the caller's own; only when it faults is the copy done again page by
      page (the same bytes again), so that it stops at the start of the faulting page. */
   c.chunk = 0;
-  rc = xm__os_run_guarded(&c.guard);
+  int rc = xm__os_run_guarded(&c.guard);
   if (rc == XM_E_FAULT) {
     c.chunk = page;
     rc = xm__os_run_guarded(&c.guard);
@@ -71,6 +65,30 @@ static int safe_slice(const xm_mapping *m, void *buf, size_t len, size_t offset,
   return XM_OK;
 }
 
+static int safe_slice(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied, bool write) {
+  size_t n;
+  int rc = xm__slice_check(m, len, offset, write ? XM_PROT_WRITE : XM_PROT_READ, &n);
+  if (rc) return rc;
+  if (n == 0) {
+    if (copied) *copied = 0;
+    return XM_OK;
+  }
+  return guarded_copy(m->pub.base + offset, buf, n, offset, copied, write);
+}
+
+/* Any region: its owner's protection is not checked here (an arena's differs piece by piece); a
+   page that cannot be accessed faults and gives XM_E_FAULT like a gone one. */
+static int safe_region(const xm_region *r, void *buf, size_t len, size_t offset, size_t *copied, bool write) {
+  if (!r) return xm__fail(XM_E_INVALID_ARGUMENT, "region must not be NULL");
+  if (offset > r->size) return xm__fail_address(offset, len, r->size);
+  size_t n = len < r->size - offset ? len : r->size - offset;
+  if (n == 0) {
+    if (copied) *copied = 0;
+    return XM_OK;
+  }
+  return guarded_copy((unsigned char *)r->ptr + offset, buf, n, offset, copied, write);
+}
+
 int xm_mapping_read_slice_safe(const xm_mapping *m, void *buf, size_t len, size_t offset, size_t *copied) {
   return safe_slice(m, buf, len, offset, copied, false);
 }
@@ -78,4 +96,12 @@ int xm_mapping_read_slice_safe(const xm_mapping *m, void *buf, size_t len, size_
 int xm_mapping_write_slice_safe(const xm_mapping *m, const void *buf, size_t len, size_t offset, size_t *copied) {
   /* The buffer is only read (the copy goes from it); the cast keeps one helper. */
   return safe_slice(m, (void *)(uintptr_t)buf, len, offset, copied, true);
+}
+
+int xm_region_read_safe(const xm_region *r, void *buf, size_t len, size_t offset, size_t *copied) {
+  return safe_region(r, buf, len, offset, copied, false);
+}
+
+int xm_region_write_safe(const xm_region *r, const void *buf, size_t len, size_t offset, size_t *copied) {
+  return safe_region(r, (void *)(uintptr_t)buf, len, offset, copied, true);
 }

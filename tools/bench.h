@@ -68,6 +68,11 @@ struct bench {
   unsigned char *rwx;       /* their baseline's read-write-execute buffer */
   size_t rwx_len;
   size_t line;
+  size_t page;
+  xm_fault_hook **hooks; /* the fault workloads' hooks */
+  size_t hook_count;
+  xm_arena *hook_arena;      /* the range the other hooks cover */
+  unsigned char *raw_page;   /* the fault baseline's own page */
   struct bench_dirty *dirty; /* the write-tracking workloads' state (bench_dirty.c) */
   bool smoke;                /* --smoke: workloads may shrink what they set up */
   uint64_t sink;
@@ -78,14 +83,14 @@ struct bench {
 struct bench_options {
   bool quick, json, smoke, progress;
   const char *dir;
-  const char *only; /* --only: run just the workloads whose name contains it */
+  const char *only; /* run only the workloads whose name contains it, or NULL */
   unsigned rounds;
   double budget; /* seconds one side of one round may take */
 };
 
 /* The result of one workload: medians over the rounds, or why there are none. */
 struct result {
-  bool failed, not_available, no_baseline;
+  bool failed, not_available, no_baseline, not_selected;
   char note[512];
   double median, p10, p90, baseline;
   double faults, baseline_faults;
@@ -112,6 +117,10 @@ int bench_setup_jit(struct bench *b, const struct workload *w);
 int bench_xm_jit(struct bench *b, uint64_t iters, double *seconds);
 int bench_raw_jit(struct bench *b, uint64_t iters, double *seconds);
 
+/* ---- bench_fault.c: fault, hook lifts the protection, retry; baseline a raw handler --------- */
+int bench_setup_fault(struct bench *b, const struct workload *w);
+void bench_teardown_fault(struct bench *b);
+int bench_xm_fault(struct bench *b, uint64_t iters, double *seconds);
 /* ---- bench_dirty.c: write tracking over 1 GiB, 1% of pages written per round, and its raw
    baselines in bench_dirty_posix.c / bench_dirty_windows.c ------------------------------------ */
 enum { DIRTY_UFFD_WP, DIRTY_PROTECT }; /* a write-tracking workload's param: the strategy */
@@ -160,6 +169,11 @@ void bench_raw_unmap(struct raw_view *v);
 /* A private read-write-execute buffer of size bytes in b->rwx (b->rwx_len), and its release. */
 int bench_raw_map_rwx(struct bench *b, size_t size);
 void bench_raw_unmap_rwx(struct bench *b);
+/* The fault baseline: a page of its own, and a handler of its own in front while it runs, that
+   lifts the page's protection with one OS call. */
+int bench_raw_fault_setup(struct bench *b);
+void bench_raw_fault_teardown(struct bench *b);
+int bench_raw_fault(struct bench *b, uint64_t iters, double *seconds);
 /* A line the text report adds about the baselines on this OS, or NULL. */
 extern const char *const bench_raw_note;
 

@@ -2,6 +2,7 @@
    msync and munmap calls (bench_windows.c has the same functions). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -103,4 +104,48 @@ int bench_raw_map_rwx(struct bench *b, size_t size) {
 void bench_raw_unmap_rwx(struct bench *b) {
   munmap(b->rwx, b->rwx_len);
   b->rwx = NULL;
+}
+
+/* ---- the fault baseline ---------------------------------------------------------------------- */
+static unsigned char *fault_page;
+static size_t fault_page_size;
+
+static void raw_lift(int sig, siginfo_t *info, void *uc) {
+  (void)sig;
+  (void)info;
+  (void)uc;
+  mprotect(fault_page, fault_page_size, PROT_READ | PROT_WRITE);
+}
+
+int bench_raw_fault_setup(struct bench *b) {
+  void *p = mmap(NULL, 2 * b->page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return bench_raw_failed(b, "mmap");
+  b->raw_page = p;
+  return 0;
+}
+
+void bench_raw_fault_teardown(struct bench *b) {
+  if (b->raw_page) munmap(b->raw_page, 2 * b->page);
+  b->raw_page = NULL;
+}
+
+int bench_raw_fault(struct bench *b, uint64_t iters, double *seconds) {
+  fault_page = b->raw_page;
+  fault_page_size = b->page;
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = raw_lift;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART | SA_NODEFER; /* the library's flags */
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGSEGV, &sa, &old) != 0) return bench_raw_failed(b, "sigaction");
+  volatile unsigned char *p = b->raw_page;
+  int rc = 0;
+  double t0 = tool_now();
+  for (uint64_t i = 0; i < iters && rc == 0; i++) {
+    if (mprotect(b->raw_page, b->page, PROT_NONE) != 0) rc = bench_raw_failed(b, "mprotect");
+    p[0] = (unsigned char)i;
+  }
+  *seconds = tool_now() - t0;
+  sigaction(SIGSEGV, &old, NULL);
+  return rc;
 }

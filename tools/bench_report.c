@@ -88,6 +88,7 @@ static void print_json(const struct bench_options *o, const struct env *e, const
   for (size_t i = 0; i < bench_workload_count; i++) {
     const struct workload *w = &bench_workloads[i];
     const struct result *r = &res[i];
+    if (r->not_selected) continue;
     bool have = !r->failed && !r->not_available;
     bool have_base = have && !r->no_baseline;
     printf("%s\n  {\"name\": ", i ? "," : "");
@@ -151,6 +152,7 @@ static void print_text(const struct bench_options *o, const struct env *e, const
   for (size_t i = 0; i < bench_workload_count; i++) {
     const struct workload *w = &bench_workloads[i];
     const struct result *r = &res[i];
+    if (r->not_selected) continue;
     if (r->failed || r->not_available) {
       printf("%-34s | %s\n", w->name, r->note);
       continue;
@@ -179,6 +181,7 @@ static void print_text(const struct bench_options *o, const struct env *e, const
   for (size_t i = 0; i < bench_workload_count; i++) {
     const struct workload *w = &bench_workloads[i];
     const struct result *r = &res[i];
+    if (r->not_selected) continue;
     const char *state = goal_state(w, r);
     char goal[96];
     switch (w->goal) {

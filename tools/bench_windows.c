@@ -82,3 +82,47 @@ void bench_raw_unmap_rwx(struct bench *b) {
   VirtualFree(b->rwx, 0, MEM_RELEASE);
   b->rwx = NULL;
 }
+
+/* ---- the fault baseline ---------------------------------------------------------------------- */
+static unsigned char *fault_page;
+static size_t fault_page_size;
+
+static LONG CALLBACK raw_lift(EXCEPTION_POINTERS *info) {
+  const EXCEPTION_RECORD *rec = info->ExceptionRecord;
+  if (rec->ExceptionCode != EXCEPTION_ACCESS_VIOLATION ||
+      (uintptr_t)rec->ExceptionInformation[1] - (uintptr_t)fault_page >= fault_page_size)
+    return EXCEPTION_CONTINUE_SEARCH;
+  DWORD old;
+  VirtualProtect(fault_page, fault_page_size, PAGE_READWRITE, &old);
+  return EXCEPTION_CONTINUE_EXECUTION;
+}
+
+int bench_raw_fault_setup(struct bench *b) {
+  void *p = VirtualAlloc(NULL, 2 * b->page, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+  if (!p) return bench_raw_failed(b, "VirtualAlloc");
+  b->raw_page = p;
+  return 0;
+}
+
+void bench_raw_fault_teardown(struct bench *b) {
+  if (b->raw_page) VirtualFree(b->raw_page, 0, MEM_RELEASE);
+  b->raw_page = NULL;
+}
+
+int bench_raw_fault(struct bench *b, uint64_t iters, double *seconds) {
+  fault_page = b->raw_page;
+  fault_page_size = b->page;
+  void *h = AddVectoredExceptionHandler(1, raw_lift);
+  if (!h) return bench_raw_failed(b, "AddVectoredExceptionHandler");
+  volatile unsigned char *p = b->raw_page;
+  int rc = 0;
+  DWORD old;
+  double t0 = tool_now();
+  for (uint64_t i = 0; i < iters && rc == 0; i++) {
+    if (!VirtualProtect(b->raw_page, b->page, PAGE_NOACCESS, &old)) rc = bench_raw_failed(b, "VirtualProtect");
+    p[0] = (unsigned char)i;
+  }
+  *seconds = tool_now() - t0;
+  RemoveVectoredExceptionHandler(h);
+  return rc;
+}

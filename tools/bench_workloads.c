@@ -127,6 +127,7 @@ void bench_teardown(struct bench *b) {
   xm_code_free(b->code);
   b->code = NULL;
   if (b->rwx) bench_raw_unmap_rwx(b);
+  bench_teardown_fault(b);
 }
 
 /* ---- 1. checked u64 access ------------------------------------------------------------------- */
@@ -357,6 +358,12 @@ const struct workload bench_workloads[] = {
      bench_xm_jit, bench_raw_jit},
     {"JIT write 64 KiB (toggle)", US_PER_OP, GOAL_NONE, 0, 20000, 5000, 64 * KIB | JIT_TOGGLE, bench_setup_jit,
      bench_xm_jit, bench_raw_jit},
+    /* A fault a hook resolves (fastmem, write tracking): the dispatcher's cost beside a raw handler,
+       with one hook and among 10,000. */
+    {"fault round trip, 1 hook", US_PER_OP, GOAL_RATIO_MAX, 1.10, 200000, 50000, 1, bench_setup_fault, bench_xm_fault,
+     bench_raw_fault},
+    {"fault round trip, 10000 hooks", US_PER_OP, GOAL_RATIO_MAX, 1.10, 200000, 50000, 10000, bench_setup_fault,
+     bench_xm_fault, bench_raw_fault},
     {"msync clean 1 MiB", US_PER_OP, GOAL_RATIO_MAX, 1.02, 20000, 5000, 0, setup_msync, xm_msync, raw_msync},
     {"msync dirty 1 MiB", US_PER_OP, GOAL_RATIO_MAX, 1.02, 300, 100, 1, setup_msync, xm_msync, raw_msync},
     /* Write tracking: one round = 1% of 1 GiB's pages written, then collected and re-armed. */

@@ -245,6 +245,49 @@ static void probe_code_buffers(struct tool_finding *f) {
   xm_code_free(c);
 }
 
+/* A hook lifts a no-access page on the first write to it: the dispatcher works, and what it learns
+   of a fault here. Then whether the library's handler is still in front. */
+struct probe_hook {
+  xm_mapping *m;
+  int calls;
+  xm_prot access;
+  bool pc_known;
+};
+static xm_fault_action probe_lift(const xm_fault *fault, void *user) {
+  struct probe_hook *p = user;
+  p->calls++;
+  p->access = fault->access;
+  p->pc_known = fault->pc != NULL;
+  return xm_mapping_protect(p->m, 0, xm_page_size(), XM_PROT_READ_WRITE) == XM_OK ? XM_FAULT_RETRY : XM_FAULT_PASS;
+}
+
+static void probe_fault_dispatcher(struct tool_finding *f) {
+  struct probe_hook p = {0};
+  xm_builder b = xm_builder_new(xm_page_size());
+  xm_fault_hook *h = NULL;
+  int rc = xm_builder_build(&b, &p.m);
+  if (rc == XM_OK) rc = xm_fault_hook_add(xm_mapping_ptr(p.m), xm_page_size(), probe_lift, &p, &h);
+  if (rc == XM_OK) rc = xm_mapping_protect(p.m, 0, xm_page_size(), XM_PROT_NONE);
+  if (rc == XM_OK) {
+    ((volatile unsigned char *)xm_mapping_ptr(p.m))[0] = 1;
+    if (p.calls != 1) rc = xm_fault_handler_check(); /* the hook was not reached: say why */
+  }
+  xm_fault_hook_remove(h);
+  xm_mapping_free(p.m);
+  if (rc != XM_OK) {
+    settle(f, rc, NULL);
+    return;
+  }
+  char how[200];
+  int front = xm_fault_handler_check();
+  tool_format(how, sizeof how, "hooks dispatched; access kind %s, instruction address %s; handler %s",
+              p.access == XM_PROT_WRITE ? "reported"
+              : p.access == 0           ? "not reported"
+                                        : "WRONG",
+              p.pc_known ? "reported" : "not reported", front == XM_OK ? "in front" : xm_errmsg());
+  tool_found(f, p.access & ~(unsigned)XM_PROT_WRITE ? TOOL_PROBE_BROKEN : TOOL_PROBE_YES, how);
+}
+
 /* ---- write tracking -------------------------------------------------------------------------- */
 /* The strategy a tracker gets here (one written page must come back from a collect), and why not
    the kernel's (uffd-wp) when it is "protect". */
@@ -306,6 +349,7 @@ const struct tool_probe tool_probes[] = {
     {"protection_changes", "protection changes", probe_protect},
     {"sync_modes", "async/sync write-back", probe_sync_modes},
     {"code_buffers", "JIT code buffers", probe_code_buffers},
+    {"fault_dispatcher", "fault hooks", probe_fault_dispatcher},
     {"write_tracking", "write tracking", probe_write_tracking},
 };
 const size_t tool_probe_count = sizeof tool_probes / sizeof tool_probes[0];

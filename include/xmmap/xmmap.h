@@ -470,6 +470,12 @@ XM_API int xm_fault_handler_check(void);
 /** Puts the library's handler back in front, chaining to the handler found there. */
 XM_API int xm_fault_handler_reinstall(void);
 
+/** Fault-safe copies for any region (a mapping's, an arena's, external memory): min(len, size -
+    offset) bytes; offset > size is XM_E_INVALID_ADDRESS; a page that faults (gone, removed from an
+    arena, or not accessible) gives XM_E_FAULT with the faulting offset after the hooks had their
+    turn (a hook that maps the page lets the copy complete). *copied (may be NULL) gets the count. */
+XM_API int xm_region_read_safe(const xm_region *r, void *buf, size_t len, size_t offset, size_t *copied);
+XM_API int xm_region_write_safe(const xm_region *r, const void *buf, size_t len, size_t offset, size_t *copied);
 /** Changes the protection of [offset, offset + len) of a region: a mapping's as
     xm_mapping_protect; an arena's piece by piece, never above what each piece was added with,
     all or nothing; memory the caller owns (external) as asked. */

@@ -1,12 +1,129 @@
-/* The Windows back end's fault recovery (src/os.h xm__os_run_guarded): one process-wide vectored
-   exception handler that recovers only the faults of the guard running now on the faulting thread,
-   and passes every other exception on to the next handler untouched.
+/* The Windows back end's fault handling (src/os.h, "fault recovery" and "the dispatcher"): one
+   process-wide vectored exception handler that offers each memory fault to the hooks, then to the
+   guard running now on the faulting thread, and passes every other exception on to the next
+   handler untouched.
  *
  * MinGW has no __try, so recovery rewrites the faulting thread's context to call resume(), which
  * __builtin_longjmp's back into the run's frame. By then the exception dispatch is over (the
  * handler returned EXCEPTION_CONTINUE_EXECUTION), so nothing is unwound through the system's
  * frames. */
 #include "win.h"
+
+/* The thread's running guard and the dispatcher's pointer (TLS slots: TlsGetValue never
+   allocates, also in the handler). */
+static DWORD running = TLS_OUT_OF_INDEXES;
+static DWORD dispatcher_slot = TLS_OUT_OF_INDEXES;
+static INIT_ONCE install_once = INIT_ONCE_STATIC_INIT;
+static SRWLOCK reinstall_lock = SRWLOCK_INIT;
+static void *handler; /* AddVectoredExceptionHandler's handle; guarded by reinstall_lock */
+
+void *xm__os_fault_thread_get(void) {
+  DWORD saved_error = GetLastError();
+  void *p = dispatcher_slot == TLS_OUT_OF_INDEXES ? NULL : TlsGetValue(dispatcher_slot);
+  SetLastError(saved_error);
+  return p;
+}
+void xm__os_fault_thread_set(void *p) {
+  if (dispatcher_slot != TLS_OUT_OF_INDEXES) TlsSetValue(dispatcher_slot, p);
+}
+void xm__os_yield(void) { SwitchToThread(); }
+
+/* The hooks' view of an access violation: ExceptionInformation[0] is 0 for a read, 1 for a write
+   and 8 for an execution (DEP). */
+static bool offer_to_hooks(EXCEPTION_POINTERS *info) {
+  const EXCEPTION_RECORD *rec = info->ExceptionRecord;
+  xm_fault fault;
+  fault.addr = (void *)rec->ExceptionInformation[1];
+  fault.pc = rec->ExceptionAddress;
+  fault.context = info->ContextRecord;
+  fault.access = rec->ExceptionInformation[0] == 0   ? XM_PROT_READ
+                 : rec->ExceptionInformation[0] == 1 ? XM_PROT_WRITE
+                 : rec->ExceptionInformation[0] == 8 ? XM_PROT_EXEC
+                                                     : 0;
+  /* The guard is set aside while hooks run: a fault inside a hook is not the guarded run's. */
+  void *guard = TlsGetValue(running);
+  TlsSetValue(running, NULL);
+  bool retry = xm__fault_dispatch_hooks(&fault);
+  TlsSetValue(running, guard);
+  return retry;
+}
+
+static bool recover_guard(EXCEPTION_POINTERS *info);
+
+static LONG CALLBACK on_exception(EXCEPTION_POINTERS *info) {
+  const EXCEPTION_RECORD *rec = info->ExceptionRecord;
+  if ((rec->ExceptionCode != EXCEPTION_ACCESS_VIOLATION && rec->ExceptionCode != EXCEPTION_IN_PAGE_ERROR) ||
+      rec->NumberParameters < 2)
+    return EXCEPTION_CONTINUE_SEARCH;
+  DWORD saved_error = GetLastError();
+  LONG verdict = EXCEPTION_CONTINUE_SEARCH;
+  if (offer_to_hooks(info) || recover_guard(info)) verdict = EXCEPTION_CONTINUE_EXECUTION;
+  SetLastError(saved_error);
+  return verdict;
+}
+
+struct install_failure {
+  DWORD error;
+  const char *call;
+};
+
+/* Returning FALSE leaves the INIT_ONCE unset: a failure (no TLS index, no memory) is reported and
+   tried again on the next use, never cached. */
+static BOOL CALLBACK install(INIT_ONCE *once, void *param, void **context) {
+  (void)once;
+  (void)context;
+  struct install_failure *failure = param;
+  DWORD guard_index = TlsAlloc(), slot_index = TlsAlloc();
+  if (guard_index == TLS_OUT_OF_INDEXES || slot_index == TLS_OUT_OF_INDEXES) {
+    failure->error = GetLastError();
+    failure->call = "TlsAlloc";
+    if (guard_index != TLS_OUT_OF_INDEXES) TlsFree(guard_index);
+    if (slot_index != TLS_OUT_OF_INDEXES) TlsFree(slot_index);
+    return FALSE;
+  }
+  running = guard_index;
+  dispatcher_slot = slot_index;
+  /* First in the chain: only faults a hook or a running guard takes stop here. */
+  handler = AddVectoredExceptionHandler(1, on_exception);
+  if (!handler) {
+    failure->error = GetLastError();
+    failure->call = "AddVectoredExceptionHandler";
+    running = dispatcher_slot = TLS_OUT_OF_INDEXES;
+    TlsFree(guard_index);
+    TlsFree(slot_index);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+int xm__os_fault_install(void) {
+  struct install_failure failure = {ERROR_OUTOFMEMORY, "InitOnceExecuteOnce"};
+  if (!InitOnceExecuteOnce(&install_once, install, &failure, NULL))
+    return xm__fail_os(XM_E_SYSTEM_CALL, (int)(failure.error ? failure.error : ERROR_OUTOFMEMORY), failure.call);
+  return XM_OK;
+}
+
+/* Windows cannot list vectored handlers: a handler added in front of the library's later is
+   invisible here, so the check can only say that the library's is installed. */
+int xm__os_fault_handler_check(void) { return xm__os_fault_install(); }
+
+/* Adds the handler again in front, then removes the old registration: there is no moment without
+   it. The handlers added since stay where they were, behind it now (the OS passes exceptions on
+   along its list, so no handler chains back and there is no loop). */
+int xm__os_fault_handler_reinstall(void) {
+  int rc = xm__os_fault_install();
+  if (rc) return rc;
+  AcquireSRWLockExclusive(&reinstall_lock);
+  void *added = AddVectoredExceptionHandler(1, on_exception);
+  if (!added) {
+    rc = xm__fail_os(XM_E_SYSTEM_CALL, (int)GetLastError(), "AddVectoredExceptionHandler");
+  } else {
+    RemoveVectoredExceptionHandler(handler);
+    handler = added;
+  }
+  ReleaseSRWLockExclusive(&reinstall_lock);
+  return rc;
+}
 
 /* clang has __builtin_setjmp on x86 only. */
 #if defined(__x86_64__) || defined(__i386__) || (defined(__aarch64__) && !defined(__clang__))
@@ -18,10 +135,6 @@ struct guard_frame {
   uintptr_t lo;
   size_t len;
 };
-
-/* The thread's running guard (a TLS slot: TlsGetValue never allocates, also in the handler). */
-static DWORD running = TLS_OUT_OF_INDEXES;
-static INIT_ONCE install_once = INIT_ONCE_STATIC_INIT;
 
 /* Entered through a rewritten context, so it takes no arguments: the run is in this thread's slot. */
 __attribute__((noreturn, noinline)) static void resume(void) {
@@ -90,59 +203,26 @@ static bool run_is_live(const CONTEXT *fault, const struct guard_frame *f) {
 }
 #endif
 
-static LONG CALLBACK on_exception(EXCEPTION_POINTERS *info) {
+/* Recovers the thread's running guard when the fault is in its range (the context then continues
+   in resume()). */
+static bool recover_guard(EXCEPTION_POINTERS *info) {
   const EXCEPTION_RECORD *rec = info->ExceptionRecord;
-  if ((rec->ExceptionCode != EXCEPTION_ACCESS_VIOLATION && rec->ExceptionCode != EXCEPTION_IN_PAGE_ERROR) ||
-      rec->NumberParameters < 2)
-    return EXCEPTION_CONTINUE_SEARCH;
-  DWORD saved_error = GetLastError();
   struct guard_frame *f = TlsGetValue(running);
-  SetLastError(saved_error);
-  if (!f) return EXCEPTION_CONTINUE_SEARCH;
+  if (!f) return false;
   /* The slot's run can be dead: a fault passed on from inside it that a later handler (an
      __except, a C++ catch, a longjmp) ended by unwinding past the run. Every frame of a live run
      lies below its guard_frame, so a fault above it proves it dead; below it, the unwind tables
      tell. Only the innermost run recovers, and only faults in its own range. */
   const bool below = stack_pointer(info->ContextRecord) < (uintptr_t)f;
   const bool in_range = (uintptr_t)rec->ExceptionInformation[1] - f->lo < f->len;
-  if (below && !in_range) return EXCEPTION_CONTINUE_SEARCH;
+  if (below && !in_range) return false;
   if (below && run_is_live(info->ContextRecord, f)) {
     redirect_to_resume(info->ContextRecord);
-    return EXCEPTION_CONTINUE_EXECUTION;
+    return true;
   }
   /* Dead: forget it, never jump into it, and pass the fault on. */
   TlsSetValue(running, NULL);
-  SetLastError(saved_error);
-  return EXCEPTION_CONTINUE_SEARCH;
-}
-
-struct install_failure {
-  DWORD error;
-  const char *call;
-};
-
-/* Returning FALSE leaves the INIT_ONCE unset: a failure (no TLS index, no memory) is reported and
-   tried again on the next run, never cached. */
-static BOOL CALLBACK install(INIT_ONCE *once, void *param, void **context) {
-  (void)once;
-  (void)context;
-  struct install_failure *failure = param;
-  DWORD index = TlsAlloc();
-  if (index == TLS_OUT_OF_INDEXES) {
-    failure->error = GetLastError();
-    failure->call = "TlsAlloc";
-    return FALSE;
-  }
-  running = index;
-  /* First in the chain: only faults of a running guard are taken, all others pass on. */
-  if (!AddVectoredExceptionHandler(1, on_exception)) {
-    failure->error = GetLastError();
-    failure->call = "AddVectoredExceptionHandler";
-    running = TLS_OUT_OF_INDEXES;
-    TlsFree(index);
-    return FALSE;
-  }
-  return TRUE;
+  return false;
 }
 
 /* The run itself, in a frame of its own so that nothing of the caller lives across setjmp. */
@@ -151,7 +231,7 @@ __attribute__((noinline)) static int run_frame(struct xm__fault_guard *g) {
   f.lo = g->lo;
   f.len = g->len;
   /* The run this one interrupts (a handler's run nests), put back when this one ends. A live outer
-     run's frame lies above this one: one below it was left by an unwind (see on_exception). */
+     run's frame lies above this one: one below it was left by an unwind (see recover_guard). */
   struct guard_frame *volatile prev = TlsGetValue(running); /* volatile: read after the long jump */
   if ((uintptr_t)prev < (uintptr_t)&f) prev = NULL;
   if (__builtin_setjmp(f.jmp)) {
@@ -165,12 +245,15 @@ __attribute__((noinline)) static int run_frame(struct xm__fault_guard *g) {
 }
 
 int xm__os_run_guarded(struct xm__fault_guard *g) {
-  struct install_failure failure = {ERROR_OUTOFMEMORY, "InitOnceExecuteOnce"};
-  if (!InitOnceExecuteOnce(&install_once, install, &failure, NULL))
-    return xm__fail_os(XM_E_SYSTEM_CALL, (int)(failure.error ? failure.error : ERROR_OUTOFMEMORY), failure.call);
-  return run_frame(g);
+  int rc = xm__os_fault_install();
+  return rc ? rc : run_frame(g);
 }
 #else
+static bool recover_guard(EXCEPTION_POINTERS *info) {
+  (void)info;
+  return false;
+}
+
 int xm__os_run_guarded(struct xm__fault_guard *g) {
   (void)g;
   return xm__fail(XM_E_NOT_IMPLEMENTED, "fault recovery: no context rewrite or __builtin_setjmp for this CPU");
