@@ -134,13 +134,19 @@ static void merge_reserved(struct xm__arena_piece *list, size_t *n) {
 /* A piece's protection as it was added (unmapped space has none), as memset takes it. */
 static int owner_prot(const struct xm__arena_piece *p) { return xm__piece_is_mapped(p) ? (int)p->prot : 0; }
 
-/* The pages of the pieces a change established get their pieces' protection; remainders keep
-   theirs. */
+static void set_pages(xm_arena *a, const struct xm__arena_piece *p, size_t from, size_t to, const unsigned char *prot,
+                      size_t first);
+
+/* The pages of the pieces a change established get their pieces' protection. Remainders keep the
+   owner's, which a back end that maps them again (Windows) gets back here; should that fail, the
+   OS allows other than the bookkeeping says until the next change of those pages. */
 static void reset_page_prots(xm_arena *a, const struct xm__arena_piece *now, size_t n) {
   const size_t page = xm__page_size();
   for (size_t k = 0; k < n; k++) {
-    bool established = (now[k].flags & XM__PIECE_NEW) || !xm__piece_is_mapped(&now[k]);
-    if (established) memset(a->page_prot + now[k].offset / page, owner_prot(&now[k]), now[k].size / page);
+    if ((now[k].flags & XM__PIECE_NEW) || !xm__piece_is_mapped(&now[k]))
+      memset(a->page_prot + now[k].offset / page, owner_prot(&now[k]), now[k].size / page);
+    else
+      set_pages(a, &now[k], now[k].offset, now[k].offset + now[k].size, a->page_prot, 0);
   }
 }
 
@@ -394,20 +400,33 @@ static unsigned char piece_prot_at(const xm_arena *a, const struct xm__arena_pie
   return a->page_prot ? a->page_prot[page_index] : (unsigned char)p->prot;
 }
 
-/* Puts [from, to) of piece p back to saved[] (the protection of each page from `first` on), one OS
-   call per run of equal protection. */
-static void restore_pages(xm_arena *a, const struct xm__arena_piece *p, size_t from, size_t to, size_t first,
-                          const unsigned char *saved) {
+/* Gives [from, to) of piece p the protection prot[] holds for each page from page `first` on, one
+   OS call per run of equal protection. */
+static void set_pages(xm_arena *a, const struct xm__arena_piece *p, size_t from, size_t to, const unsigned char *prot,
+                      size_t first) {
   const size_t page = xm__page_size();
   struct xm__os_view view = piece_view(a, p);
-  for (size_t at = from; at < to;) {
-    unsigned char prot = saved[at / page - first];
-    size_t end = at + page;
-    while (end < to && saved[end / page - first] == prot)
-      end += page;
-    (void)xm__protect_tracked(&view, (unsigned char *)a->os.base + at, end - at, prot);
-    at = end;
+  for (size_t at = from, end; at < to; at = end) {
+    for (end = at + page; end < to && prot[end / page - first] == prot[at / page - first]; end += page) {}
+    (void)xm__protect_tracked(&view, (unsigned char *)a->os.base + at, end - at, prot[at / page - first]);
   }
+}
+
+/* [*lo, *hi): the part of [from, to) that piece p covers. */
+static void clip(const struct xm__arena_piece *p, size_t from, size_t to, size_t *lo, size_t *hi) {
+  *lo = p->offset > from ? p->offset : from;
+  *hi = p->offset + p->size < to ? p->offset + p->size : to;
+}
+
+/* The per-page bookkeeping, made at the first protection change. */
+static int need_page_prots(xm_arena *a) {
+  const size_t page = xm__page_size();
+  if (a->page_prot) return XM_OK;
+  a->page_prot = malloc(a->os.size / page);
+  if (!a->page_prot) return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's protection bookkeeping");
+  for (size_t k = 0; k < a->count; k++)
+    memset(a->page_prot + a->pieces[k].offset / page, owner_prot(&a->pieces[k]), a->pieces[k].size / page);
+  return XM_OK;
 }
 
 static int arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot prot) {
@@ -422,7 +441,8 @@ static int arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot
   int rc = XM_OK;
   for (size_t k = find_piece(a, from); !rc && k < a->count && a->pieces[k].offset < to; k++) {
     const struct xm__arena_piece *p = &a->pieces[k];
-    size_t lo = p->offset > from ? p->offset : from, hi = p->offset + p->size < to ? p->offset + p->size : to;
+    size_t lo, hi;
+    clip(p, from, to, &lo, &hi);
     if (!xm__piece_is_mapped(p))
       rc = xm__fail(XM_E_INVALID_ADDRESS, "arena offset=%zu size=%zu inside offset=%zu len=%zu is not mapped", lo,
                     hi - lo, offset, len);
@@ -432,16 +452,7 @@ static int arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot
   }
   unsigned char *saved = rc ? NULL : malloc(n);
   if (!rc && !saved) rc = xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's protection bookkeeping");
-  if (!rc && !a->page_prot) {
-    size_t total = a->os.size / page;
-    a->page_prot = malloc(total);
-    if (!a->page_prot) {
-      rc = xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's protection bookkeeping");
-    } else {
-      for (size_t k = 0; k < a->count; k++)
-        memset(a->page_prot + a->pieces[k].offset / page, owner_prot(&a->pieces[k]), a->pieces[k].size / page);
-    }
-  }
+  if (!rc) rc = need_page_prots(a);
   if (rc) {
     xm__os_mutex_unlock(&a->mutex);
     free(saved);
@@ -451,7 +462,8 @@ static int arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot
   size_t k0 = find_piece(a, from), k = k0;
   for (; k < a->count && a->pieces[k].offset < to; k++) {
     const struct xm__arena_piece *p = &a->pieces[k];
-    size_t lo = p->offset > from ? p->offset : from, hi = p->offset + p->size < to ? p->offset + p->size : to;
+    size_t lo, hi;
+    clip(p, from, to, &lo, &hi);
     struct xm__os_view view = piece_view(a, p);
     rc = xm__protect_tracked(&view, (unsigned char *)a->os.base + lo, hi - lo, prot);
     if (rc) break;
@@ -459,8 +471,9 @@ static int arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot
   if (rc) { /* the pieces before k changed: put them back, keeping the first failure's message */
     for (size_t j = k0; j < k; j++) {
       const struct xm__arena_piece *p = &a->pieces[j];
-      size_t lo = p->offset > from ? p->offset : from, hi = p->offset + p->size < to ? p->offset + p->size : to;
-      restore_pages(a, p, lo, hi, first, saved);
+      size_t lo, hi;
+      clip(p, from, to, &lo, &hi);
+      set_pages(a, p, lo, hi, saved, first);
     }
   } else {
     memset(a->page_prot + first, (int)prot, n);
@@ -478,7 +491,8 @@ static void arena_page_prots(xm_region *r, size_t offset, size_t npages, unsigne
   xm__os_mutex_lock(&a->mutex);
   for (size_t k = find_piece(a, offset); k < a->count && a->pieces[k].offset < end; k++) {
     const struct xm__arena_piece *p = &a->pieces[k];
-    size_t lo = p->offset > offset ? p->offset : offset, hi = p->offset + p->size < end ? p->offset + p->size : end;
+    size_t lo, hi;
+    clip(p, offset, end, &lo, &hi);
     for (size_t at = lo; at < hi; at += page)
       prot[(at - offset) / page] = piece_prot_at(a, p, at / page);
     if (lo == p->offset) prot[(lo - offset) / page] |= XM__PAGE_VIEW_START;

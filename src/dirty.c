@@ -241,24 +241,23 @@ int xm_dirty_collect(xm_dirty *d, uint64_t *bitmap, size_t nbits, size_t *count)
   if (nbits < d->npages)
     return xm__fail(XM_E_INVALID_ARGUMENT, "the bitmap has %zu bits; the tracker needs %zu (one per page)", nbits,
                     d->npages);
-  int rc = XM_OK;
   xm__os_mutex_lock(&d->lock);
   set_range(bitmap, d->npages, false);
   if (d->uffd) {
     size_t ignored = 0;
-    if (d->report_all)
+    /* A failed scan has re-armed part of the range (those pages are in bitmap) and left the rest's
+       writes for the next scan: reporting everything keeps every write of before this collect. */
+    if (d->report_all || xm__os_wp_collect(&d->wp, d->base, d->npages * d->page, bitmap, 0, &ignored) != XM_OK)
       set_range(bitmap, d->npages, true);
-    else
-      rc = xm__os_wp_collect(&d->wp, d->base, d->npages * d->page, bitmap, 0, &ignored);
-    if (rc == XM_OK) take_bits(d, bitmap);
+    take_bits(d, bitmap);
   } else if (xm__dirty_protect_rearm(d) == XM_OK) {
     take_bits(d, bitmap); /* after the re-protection: a later write faults and marks again */
   } else {
     set_range(bitmap, d->npages, true); /* everything is lifted and stays marked */
   }
   xm__os_mutex_unlock(&d->lock);
-  if (rc == XM_OK && count) *count = bits_in(bitmap, d->npages);
-  return rc;
+  if (count) *count = bits_in(bitmap, d->npages);
+  return XM_OK;
 }
 
 size_t xm_dirty_page_size(const xm_dirty *d) { return d ? d->page : 0; }

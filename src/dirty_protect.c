@@ -80,15 +80,6 @@ static xm_fault_action on_fault(const xm_fault *f, void *user) {
   return action;
 }
 
-#ifndef XM__FAULT_HOOKS /* TEMPORARY, until main's fault dispatcher is merged into this branch */
-static int no_hooks_yet(const void *a, size_t l, xm_fault_fn f, void *u, xm_fault_hook **h) {
-  (void)a, (void)l, (void)f, (void)u, (void)h, (void)on_fault;
-  return xm__fail(XM_E_NOT_IMPLEMENTED, "the \"protect\" strategy waits for the fault dispatcher");
-}
-#define xm_fault_hook_add no_hooks_yet
-#define xm_fault_hook_remove(h) ((void)(h))
-#endif
-
 int xm__dirty_protect_start(struct xm_dirty *d) {
   int rc = xm_fault_hook_add(d->base, d->npages * d->page, on_fault, d, &d->hook);
   if (rc) return rc;

@@ -335,18 +335,19 @@ static int mapping_region_protect(xm_region *r, size_t offset, size_t len, xm_pr
   return xm_mapping_protect(r->owner, offset, len, prot);
 }
 
-/* Protection changes of a mapping are not serialized by the library: a tracker made while another
-   thread changes the same mapping's protection is the caller's race. */
+/* Under the protection lock, so that no xm_mapping_protect runs between reading the bookkeeping
+   and the tracker's start (lock order: this lock, then the tracker registry). */
 static void mapping_page_prots(xm_region *r, size_t offset, size_t npages, unsigned char *prot,
                                const struct xm__os_view **view, void (*with_lock_held)(void *ctx), void *ctx) {
-  const xm_mapping *m = r->owner;
+  xm_mapping *m = r->owner;
   const size_t page = xm__page_size(), first = (xm__view_skew(m) + offset) / page;
-  bool mixed = __atomic_load_n(&m->mixed, __ATOMIC_ACQUIRE);
+  protect_lock(m);
   for (size_t i = 0; i < npages; i++)
-    prot[i] = __atomic_load_n(mixed ? &m->page_prot[first + i] : &m->prot, __ATOMIC_RELAXED);
+    prot[i] = m->mixed ? m->page_prot[first + i] : m->prot;
   if (first == 0) prot[0] |= XM__PAGE_VIEW_START;
   *view = &m->view;
   with_lock_held(ctx);
+  protect_unlock(m);
 }
 
 static const struct xm_region_ops mapping_region_ops = {

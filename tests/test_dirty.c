@@ -61,7 +61,7 @@ static void expect_pages(xm_dirty *d, size_t npages, const size_t *want, size_t 
   for (size_t i = 0, k = 0; i < npages; i++) {
     int set = (bits[i / 64] >> (i % 64)) & 1;
     int wanted = k < n && want[k] == i;
-    if (set != wanted) print_message("page %zu reported %d, expected %d\n", i, set, wanted);
+    if (set != wanted) print_message("page %lu reported %d, expected %d\n", (unsigned long)i, set, wanted);
     assert_int_equal(set, wanted);
     k += (size_t)wanted;
   }
@@ -219,7 +219,7 @@ static void arena_pieces_replaced(void **state) {
     int set = (bits[i / 64] >> (i % 64)) & 1;
     int must = i == 1 || (i >= 5 * per && i < 6 * per);
     int may = must || i >= 4 * per; /* the reserved space around a change may be reported */
-    if (set != must && !(set && may)) print_message("page %zu reported %d\n", i, set);
+    if (set != must && !(set && may)) print_message("page %lu reported %d\n", (unsigned long)i, set);
     assert_true(must ? set : (!set || may));
   }
   XT_OK(xm_dirty_collect(d, bits, n, &count));
@@ -311,7 +311,7 @@ static void refused_protection_recovers(void **state) {
    be reported by some collect that ended after the write began (no collect can report a store
    that had not begun) and that is no later than the first collect starting after the write was
    done. Checked after the run from the logs. */
-enum { RACE_PAGES = 128, RACE_WRITERS = 3, RACE_MAX_COLLECTS = 2048 };
+enum { RACE_PAGES = 128, RACE_WRITERS = 3, RACE_MAX_COLLECTS = 1 << 16 };
 
 struct race_write {
   uint32_t page;
@@ -325,8 +325,9 @@ struct race {
   xm_mapping *m;
   xm_dirty *d;
   atomic_long clock;
-  atomic_int writers_left;
-  int writes_each;
+  atomic_int go, stop; /* the writers start after the first collect and stop when told */
+  atomic_int writing;  /* writers that have done their first write */
+  int max_writes, nwrites[RACE_WRITERS];
   struct race_write *log[RACE_WRITERS];
   struct race_collect *collects;
   size_t ncollects;
@@ -341,7 +342,9 @@ static XT_THREAD_RET race_writer(void *arg) {
   struct race *race = w->race;
   uint32_t *mem = xm_mapping_ptr(race->m);
   uint32_t x = 2463534242u + (uint32_t)w->id * 7919u;
-  for (int k = 0; k < race->writes_each; k++) {
+  while (!atomic_load(&race->go)) {}
+  int k = 0;
+  for (; k < race->max_writes && !atomic_load(&race->stop); k++) {
     x ^= x << 13, x ^= x >> 17, x ^= x << 5;
     uint32_t page = x % RACE_PAGES;
     struct race_write *e = &race->log[w->id][k];
@@ -350,8 +353,9 @@ static XT_THREAD_RET race_writer(void *arg) {
     /* each writer its own slot in the page: the sequence number, one atomic store */
     __atomic_store_n(&mem[page * (PAGE / 4) + (uint32_t)w->id], (uint32_t)k + 1, __ATOMIC_RELAXED);
     e->done = atomic_fetch_add(&race->clock, 1);
+    if (k == 0) atomic_fetch_add(&race->writing, 1);
   }
-  atomic_fetch_sub(&race->writers_left, 1);
+  race->nwrites[w->id] = k;
   return 0;
 }
 
@@ -364,22 +368,28 @@ static void race_collect(struct race *race) {
 
 static void writers_race_collector(void **state) {
   (void)state;
-  struct race race = {.writes_each = xt_rounds(4000)};
+  struct race race = {.max_writes = 1 << 17};
+  const size_t collects = (size_t)xt_rounds(1000);
   race.m = xt_anon(RACE_PAGES * PAGE);
   race.d = track(xm_mapping_region(race.m), 0, RACE_PAGES * PAGE);
   race.collects = calloc(RACE_MAX_COLLECTS + 1, sizeof *race.collects);
   assert_non_null(race.collects);
   struct race_writer ws[RACE_WRITERS];
   xt_thread t[RACE_WRITERS];
-  atomic_store(&race.writers_left, RACE_WRITERS);
   for (int i = 0; i < RACE_WRITERS; i++) {
-    race.log[i] = calloc((size_t)race.writes_each, sizeof *race.log[i]);
+    race.log[i] = calloc((size_t)race.max_writes, sizeof *race.log[i]);
     assert_non_null(race.log[i]);
     ws[i] = (struct race_writer){&race, i};
     xt_thread_start(&t[i], race_writer, &ws[i]);
   }
-  while (atomic_load(&race.writers_left) > 0 && race.ncollects < RACE_MAX_COLLECTS)
+  race_collect(&race);
+  atomic_store(&race.go, 1);
+  /* as many collects again once every writer writes: the writers run through all of them */
+  while (atomic_load(&race.writing) < RACE_WRITERS && race.ncollects < RACE_MAX_COLLECTS - collects)
     race_collect(&race);
+  for (size_t end = race.ncollects + collects; race.ncollects < end;)
+    race_collect(&race);
+  atomic_store(&race.stop, 1);
   for (int i = 0; i < RACE_WRITERS; i++)
     xt_thread_join(t[i]);
   race_collect(&race); /* starts after every write was done */
@@ -387,29 +397,45 @@ static void writers_race_collector(void **state) {
   const uint32_t *mem = xm_mapping_ptr(race.m);
   for (int i = 0; i < RACE_WRITERS; i++) {
     uint32_t last[RACE_PAGES] = {0};
-    for (int k = 0; k < race.writes_each; k++)
+    for (int k = 0; k < race.nwrites[i]; k++)
       last[race.log[i][k].page] = (uint32_t)k + 1;
     for (size_t pg = 0; pg < RACE_PAGES; pg++)
       assert_int_equal(mem[pg * (PAGE / 4) + (size_t)i], last[pg]);
   }
   size_t checked = 0;
   for (int i = 0; i < RACE_WRITERS; i++) {
-    for (int k = 0; k < race.writes_each; k++) {
+    for (int k = 0; k < race.nwrites[i]; k++) {
       const struct race_write *e = &race.log[i][k];
-      size_t first_after = 0;
-      while (race.collects[first_after].start < e->done)
-        first_after++; /* the final collect always qualifies */
+      /* starts and ends grow with the index: the first collect starting after the write was done,
+         and the first ending after it began */
+      size_t lo = 0, hi = race.ncollects - 1;
+      while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (race.collects[mid].start > e->done)
+          hi = mid;
+        else
+          lo = mid + 1;
+      }
+      size_t first_after = lo, j = 0;
+      for (hi = first_after; j < hi;) {
+        size_t mid = (j + hi) / 2;
+        if (race.collects[mid].end > e->begin)
+          hi = mid;
+        else
+          j = mid + 1;
+      }
       int reported = 0;
-      for (size_t j = 0; j <= first_after && !reported; j++)
-        reported = race.collects[j].end > e->begin && ((race.collects[j].bits[e->page / 64] >> (e->page % 64)) & 1);
+      for (; j <= first_after && !reported; j++)
+        reported = (race.collects[j].bits[e->page / 64] >> (e->page % 64)) & 1;
       if (!reported)
-        print_message("writer %d's write %d to page %u (tickets %ld..%ld) missed by collect %zu (start %ld)\n", i, k,
-                      e->page, e->begin, e->done, first_after, race.collects[first_after].start);
+        print_message("writer %d's write %d to page %u (tickets %ld..%ld) missed by collect %lu (start %ld)\n", i, k,
+                      e->page, e->begin, e->done, (unsigned long)first_after, race.collects[first_after].start);
       assert_true(reported);
       checked++;
     }
   }
-  print_message("%zu writes checked against %zu collects (%s)\n", checked, race.ncollects, xm_dirty_strategy(race.d));
+  print_message("%lu writes checked against %lu collects (%s)\n", (unsigned long)checked, (unsigned long)race.ncollects,
+                xm_dirty_strategy(race.d));
   for (int i = 0; i < RACE_WRITERS; i++)
     free(race.log[i]);
   free(race.collects);

@@ -47,8 +47,9 @@ static void external_region(void **state) {
   XT_OS_PROT(p, XM_PROT_READ_WRITE);
   XT_OS_PROT(p + PAGE, XM_PROT_READ);
   XT_OS_PROT(p + 2 * PAGE, XM_PROT_READ_WRITE);
-  XT_OK(xm_region_protect(r, 0, 3 * PAGE - 10, XM_PROT_READ_WRITE | XM_PROT_EXEC)); /* no ceiling: as asked */
-  XT_OS_PROT(p + PAGE, XM_PROT_READ_WRITE | XM_PROT_EXEC);
+  XT_OK(xm_region_protect(r, 0, 3 * PAGE - 10, XM_PROT_NONE)); /* the whole span, first page included */
+  XT_OS_PROT(p, XM_PROT_NONE);
+  XT_OS_PROT(p + 2 * PAGE, XM_PROT_NONE);
   XT_OK(xm_region_protect(r, 0, 3 * PAGE - 10, XM_PROT_READ_WRITE));
   xm_region_free(r);
   xm_mapping_free(m);
