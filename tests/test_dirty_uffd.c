@@ -1,26 +1,11 @@
-/* The kernel write-tracking back end ("uffd-wp", src/os.h) white-box, on a memfd shared mapping, an
-   anonymous shared one, a private anonymous one and a shared file mapping: exactly the written pages are collected and
-   re-armed, writes after a collect come next time, a replaced sub-range is tracked again after
-   restart_range, first_bit and count are honoured, and injected failures release everything.
+/* The kernel write-tracking back end ("uffd-wp", src/os.h) white-box, on a memfd shared mapping,
+   an anonymous shared one, a private anonymous one and a shared file mapping: exactly the written
+   pages are collected and re-armed, writes after a collect come next time, a replaced sub-range is
+   tracked again after restart_range, first_bit and count are honoured, huge pages and a forked
+   child work, and injected failures release everything (threads: test_dirty_uffd_threads.c).
    Where the probe says no (Windows, QEMU user mode, valgrind, kernels before 6.7) the tests skip
    with its reason, and every call must say XM_E_NOT_IMPLEMENTED. */
-#include "xmtest.h"
-
-#include <stdatomic.h>
-#include <stdbool.h>
-
-#include "os.h" /* white-box: the back end's contract */
-
-static const char *unavailable(void) {
-  const char *why = NULL;
-  return xm__os_wp_available(&why) ? NULL : why;
-}
-
-#define SKIP_WITHOUT_UFFD_WP()                                                                                         \
-  do {                                                                                                                 \
-    const char *why_ = unavailable();                                                                                  \
-    if (why_) XT_SKIP("uffd-wp write tracking is not available: %s", why_);                                            \
-  } while (0)
+#include "xmtest_uffd.h"
 
 /* The probe answers the same each time, with a reason exactly when it says no, and a tracker on a
    machine without it is refused with that reason. */
@@ -37,76 +22,15 @@ static void probe_gives_a_reason(void **state) {
   assert_true(strlen(why) > 10);
   assert_ptr_equal(why, again);
   print_message("uffd-wp write tracking is not available: %s\n", why);
-  static unsigned char page[1 << 16];
+  static unsigned char buffer[1 << 17]; /* any page-aligned memory: nothing may touch it */
   struct xm__os_wp wp = {-1};
-  uintptr_t aligned = ((uintptr_t)page + 65535) & ~(uintptr_t)65535;
+  uintptr_t aligned = ((uintptr_t)buffer + 65535) & ~(uintptr_t)65535;
   XT_STATUS(XM_E_NOT_IMPLEMENTED, xm__os_wp_start((void *)aligned, xm__os_page_size(), &wp));
   xt_assert_errmsg_has(why);
   assert_int_equal(wp.handle, -1);
 }
 
 #ifndef _WIN32
-#include <sys/syscall.h>
-
-static size_t page;
-
-enum kind { MEMFD, SHARED_ANON, PRIVATE_ANON, FILE_SHARED, KINDS };
-static const char *const kind_names[KINDS] = {"memfd shared", "anonymous shared", "anonymous private", "file shared"};
-
-struct memory {
-  enum kind kind;
-  unsigned char *p;
-  size_t pages;
-  int memfd; /* MEMFD, FILE_SHARED: the object, to map parts of it again */
-};
-
-/* pages of memory of kind, every page written once before tracking starts. */
-static struct memory map_memory(enum kind kind, size_t pages) {
-  struct memory m = {kind, NULL, pages, -1};
-  int flags =
-      kind == PRIVATE_ANON ? MAP_PRIVATE | MAP_ANONYMOUS : MAP_SHARED | (kind == SHARED_ANON ? MAP_ANONYMOUS : 0);
-  if (kind == MEMFD) {
-    m.memfd = (int)syscall(SYS_memfd_create, "test-dirty-uffd", 1u /* MFD_CLOEXEC */);
-    assert_true(m.memfd >= 0);
-    assert_int_equal(ftruncate(m.memfd, (off_t)(pages * page)), 0);
-  } else if (kind == FILE_SHARED) {
-    m.memfd = xt_temp_file(NULL, 0, 1); /* a file of $TMPDIR, which may be tmpfs or a disk's */
-    assert_int_equal(ftruncate(m.memfd, (off_t)(pages * page)), 0);
-  }
-  void *p = mmap(NULL, pages * page, PROT_READ | PROT_WRITE, flags, m.memfd, 0);
-  assert_true(p != MAP_FAILED);
-  m.p = p;
-  for (size_t i = 0; i < pages; i++)
-    m.p[i * page] = (unsigned char)i;
-  return m;
-}
-
-static void unmap_memory(struct memory *m) {
-  assert_int_equal(munmap(m->p, m->pages * page), 0);
-  if (m->memfd >= 0) close(m->memfd);
-}
-
-static bool bit(const uint64_t *bitmap, size_t i) { return (bitmap[i / 64] >> (i % 64)) & 1; }
-
-/* Collects [0, m->pages) into a fresh bitmap and checks it holds exactly want[0..n). */
-static void expect_collect(struct xm__os_wp *wp, const struct memory *m, const size_t *want, size_t n) {
-  uint64_t *bitmap = calloc((m->pages + 63) / 64, sizeof *bitmap);
-  assert_non_null(bitmap);
-  size_t count = 0;
-  XT_OK(xm__os_wp_collect(wp, m->p, m->pages * page, bitmap, 0, &count));
-  size_t seen = 0;
-  for (size_t i = 0; i < m->pages; i++) {
-    bool wanted = false;
-    for (size_t k = 0; k < n; k++)
-      wanted |= want[k] == i;
-    if (bit(bitmap, i) != wanted)
-      print_message("%s: page %zu reported %d, expected %d\n", kind_names[m->kind], i, bit(bitmap, i), wanted);
-    assert_true(bit(bitmap, i) == wanted);
-    seen += wanted;
-  }
-  assert_int_equal(count, seen);
-  free(bitmap);
-}
 
 /* Exactly the written pages, then none (re-armed), then the writes after the collect. Reads,
    and pages written before tracking started, are never reported. */
@@ -354,97 +278,6 @@ static void read_only_shared_mapping_is_refused(void **state) {
   xt_close(f);
 }
 
-/* ---- racing writers: a write is reported by the first collect that starts after it ----------- */
-/* Writers make at least 2000 writes, and go on until RACE_COLLECTS more collects have started (or
-   they made RACE_WRITES writes). */
-enum { RACE_PAGES = 256, RACE_WRITERS = 2, RACE_WRITES = 50000, RACE_COLLECTS = 500 };
-struct race {
-  struct memory m;
-  struct xm__os_wp wp;
-  _Atomic long collects_started;
-  _Atomic int writers_ready, writers_done;
-  uint64_t (*reports)[RACE_PAGES / 64]; /* per collect */
-  long max_collects;
-  struct record {
-    unsigned page;
-    long first, last; /* a collect in [first, last] must report it */
-  } records[RACE_WRITERS][RACE_WRITES];
-  int writes[RACE_WRITERS];
-};
-
-struct writer {
-  struct race *r;
-  int id;
-};
-
-static XT_THREAD_RET race_writer(void *arg) {
-  const struct writer *w = arg;
-  struct race *r = w->r;
-  unsigned seed = 12345u + (unsigned)w->id * 7919u;
-  atomic_fetch_add(&r->writers_ready, 1);
-  while (atomic_load(&r->collects_started) == 0) /* overlap the collects */
-    ;
-  const long until = atomic_load(&r->collects_started) + xt_rounds(RACE_COLLECTS);
-  int i = 0;
-  for (; i < RACE_WRITES && (i < 2000 || atomic_load(&r->collects_started) < until); i++) {
-    seed = seed * 1103515245u + 12345u;
-    unsigned p = (seed >> 8) % RACE_PAGES;
-    /* the collect running now may or may not see the write; the next one to start must */
-    long first = atomic_load(&r->collects_started) - 1;
-    ((volatile long *)(void *)(r->m.p + p * page))[1 + w->id] = i; /* its sequence number, in its own slot */
-    long last = atomic_load(&r->collects_started);
-    r->records[w->id][i] = (struct record){p, first < 0 ? 0 : first, last};
-  }
-  r->writes[w->id] = i;
-  atomic_fetch_add(&r->writers_done, 1);
-  return 0;
-}
-
-static void no_write_is_missed_by_racing_collects(void **state) {
-  (void)state;
-  SKIP_WITHOUT_UFFD_WP();
-  struct race *r = calloc(1, sizeof *r);
-  assert_non_null(r);
-  r->m = map_memory(MEMFD, RACE_PAGES);
-  r->max_collects = 200000;
-  r->reports = calloc((size_t)r->max_collects, sizeof *r->reports);
-  assert_non_null(r->reports);
-  XT_OK(xm__os_wp_start(r->m.p, RACE_PAGES * page, &r->wp));
-  xt_thread t[RACE_WRITERS];
-  struct writer writers[RACE_WRITERS];
-  for (int i = 0; i < RACE_WRITERS; i++) {
-    writers[i] = (struct writer){r, i};
-    xt_thread_start(&t[i], race_writer, &writers[i]);
-  }
-  while (atomic_load(&r->writers_ready) < RACE_WRITERS)
-    ;
-  long c = 0;
-  for (bool done = false; !done && c < r->max_collects - 1; c++) {
-    done = atomic_load(&r->writers_done) == RACE_WRITERS; /* one more collect after the last write */
-    atomic_store(&r->collects_started, c + 1);            /* collect c starts */
-    size_t count = 0;
-    XT_OK(xm__os_wp_collect(&r->wp, r->m.p, RACE_PAGES * page, r->reports[c], 0, &count));
-  }
-  for (int i = 0; i < RACE_WRITERS; i++)
-    xt_thread_join(t[i]);
-  long missed = 0;
-  long writes = 0;
-  for (int w = 0; w < RACE_WRITERS; w++)
-    for (int i = 0; i < r->writes[w]; i++, writes++) {
-      const struct record *rec = &r->records[w][i];
-      bool seen = false;
-      for (long k = rec->first; k <= rec->last && k < c && !seen; k++)
-        seen = bit(r->reports[k], rec->page);
-      missed += !seen;
-    }
-  print_message("%ld writes by %d threads over %ld collects, %ld missed\n", writes, RACE_WRITERS, c, missed);
-  assert_int_equal(missed, 0);
-  xm__os_wp_stop(&r->wp, r->m.p, RACE_PAGES * page);
-  unmap_memory(&r->m);
-  free(r->reports);
-  free(r);
-}
-
 int main(void) {
   page = xm__os_page_size();
   const struct CMUnitTest tests[] = {
@@ -456,7 +289,6 @@ int main(void) {
       cmocka_unit_test(huge_pages_report_the_written_page),
       cmocka_unit_test(forked_child_tracks_its_own_memory),
       cmocka_unit_test(read_only_shared_mapping_is_refused),
-      cmocka_unit_test(no_write_is_missed_by_racing_collects),
   };
   return XT_RUN_TESTS_AFTER_A_SNAPSHOT(tests);
 }
