@@ -464,16 +464,19 @@ static void writers_race_collector(void **state) {
 struct churn {
   xm_arena *a;
   atomic_int stop;
+  int rc; /* the first failure, checked on the test's thread (cmocka asserts only there) */
+  char msg[320];
 };
 
 static XT_THREAD_RET churn_pieces(void *arg) {
   struct churn *c = arg;
-  for (int k = 0; !atomic_load(&c->stop); k++) {
+  for (int k = 0; !atomic_load(&c->stop) && c->rc == XM_OK; k++) {
     size_t at = (4 + (size_t)(k % 4)) * U;
-    XT_OK(xm_arena_add_anon(c->a, at, U, XM_PROT_READ_WRITE));
-    ((unsigned char *)xt_arena_base(c->a))[at] = 1;
-    XT_OK(xm_arena_remove(c->a, at, U));
+    c->rc = xm_arena_add_anon(c->a, at, U, XM_PROT_READ_WRITE);
+    if (c->rc == XM_OK) ((unsigned char *)xt_arena_base(c->a))[at] = 1;
+    if (c->rc == XM_OK) c->rc = xm_arena_remove(c->a, at, U);
   }
+  if (c->rc) snprintf(c->msg, sizeof c->msg, "%s", xm_errmsg());
   return 0;
 }
 
@@ -496,6 +499,8 @@ static void arena_churn(void **state) {
   }
   atomic_store(&c.stop, 1);
   xt_thread_join(t);
+  if (c.rc) print_message("the churning thread failed: %s\n", c.msg);
+  XT_OK(c.rc);
   free(bits);
   xm_dirty_free(d);
   xm_arena_free(c.a);
