@@ -189,6 +189,36 @@ static void injected_failures_release_everything(void **state) {
   }
 }
 
+/* A collect that fails after its first scan call (more written regions than one call returns)
+   still reports what that call re-protected; the next collect reports the rest: no write is lost. */
+static void a_failing_scan_loses_no_write(void **state) {
+  (void)state;
+  SKIP_WITHOUT_UFFD_WP();
+  struct memory m = map_memory(MEMFD, 1200);
+  struct xm__os_wp wp = {-1};
+  XT_OK(xm__os_wp_start(m.p, m.pages * page, &wp));
+  for (size_t i = 0; i < m.pages; i += 2) /* 600 separate regions */
+    m.p[i * page] = 1;
+  uint64_t *first = calloc(m.pages / 64 + 1, sizeof *first), *second = calloc(m.pages / 64 + 1, sizeof *second);
+  assert_non_null(first);
+  assert_non_null(second);
+  size_t count = 0, more = 0;
+  xm__test_fail_nth(2, XT_INJECTED_ERROR); /* the second PAGEMAP_SCAN */
+  XT_STATUS(XM_E_SYSTEM_CALL, xm__os_wp_collect(&wp, m.p, m.pages * page, first, 0, &count));
+  xm__test_fail_nth(0, 0);
+  assert_true(count > 0 && count < 600);
+  XT_OK(xm__os_wp_collect(&wp, m.p, m.pages * page, second, 0, &more));
+  assert_int_equal(count + more, 600);
+  for (size_t i = 0; i < m.pages; i++) {
+    assert_false(bit(first, i) && bit(second, i)); /* each reported once */
+    assert_true(bit(first, i) || bit(second, i) || i % 2 == 1);
+  }
+  free(first);
+  free(second);
+  xm__os_wp_stop(&wp, m.p, m.pages * page);
+  unmap_memory(&m);
+}
+
 /* A transparent huge page is tracked like small ones: the written page is reported (its whole
    huge page may be: false positives are allowed), and after the collect nothing is. */
 static void huge_pages_report_the_written_page(void **state) {
@@ -286,6 +316,7 @@ int main(void) {
       cmocka_unit_test(first_bit_count_and_long_answers),
       cmocka_unit_test(restart_after_the_mapping_was_replaced),
       cmocka_unit_test(injected_failures_release_everything),
+      cmocka_unit_test(a_failing_scan_loses_no_write),
       cmocka_unit_test(huge_pages_report_the_written_page),
       cmocka_unit_test(forked_child_tracks_its_own_memory),
       cmocka_unit_test(read_only_shared_mapping_is_refused),

@@ -262,7 +262,7 @@ static bool probe(struct probe_result *r) {
 /* The cached answer, probing first if no definitive one is known. */
 static bool wp_works(const char **why) {
   int state = atomic_load_explicit(&probe_state, memory_order_acquire);
-  const char *reason = probe_why;
+  const char *reason = state == PROBE_UNKNOWN ? NULL : probe_why; /* published before state */
   if (state == PROBE_UNKNOWN) {
     pthread_mutex_lock(&wp_lock);
     state = atomic_load_explicit(&probe_state, memory_order_relaxed);
@@ -314,7 +314,8 @@ static int pagemap(int *out) {
 }
 
 /* Registers [addr, addr + len) and write-protects every page of it. A failed protection leaves
-   the range registered: its pages then read as written (false positives), never as clean. */
+   the range registered: a page without protection reads as written once it is populated, so it is
+   reported (perhaps falsely) and protected by the next collect; a write is never missed. */
 static int track(int uffd, void *addr, size_t len) {
   if (xm__posix_injected() || uffd_register(uffd, (uintptr_t)addr, len) != 0)
     return xm__posix_fail_errno("ioctl(UFFDIO_REGISTER)");
