@@ -478,6 +478,43 @@ static int arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot
   return rc;
 }
 
+/* Commit and decommit act on mapped pieces only: the whole range is checked first, so that a
+   refusal changes nothing. Then piece by piece (a Windows commit cannot cross views). */
+static int commit_pieces(xm_region *r, size_t offset, size_t len, xm_prot prot, bool decommit) {
+  xm_arena *a = r->owner;
+  const size_t end = offset + len;
+  xm__os_mutex_lock(&a->mutex);
+  int rc = XM_OK;
+  const size_t first = find_piece(a, offset);
+  for (size_t k = first; k < a->count && a->pieces[k].offset < end && !rc; k++) {
+    const struct xm__arena_piece *p = &a->pieces[k];
+    size_t at = p->offset > offset ? p->offset : offset;
+    if (!xm__piece_is_mapped(p))
+      rc = xm__fail(XM_E_INVALID_ADDRESS, "%s of offset=%zu len=%zu: offset %zu of the arena is not mapped",
+                    decommit ? "decommit" : "commit", offset, len, at);
+    else if (!decommit && !xm_prot_allows(p->prot, prot))
+      rc = xm__fail(XM_E_ACCESS, "commit with protection 0x%x: offset %zu of the arena was added with 0x%x", prot, at,
+                    p->prot);
+  }
+  for (size_t k = first; k < a->count && a->pieces[k].offset < end && !rc; k++) {
+    const struct xm__arena_piece *p = &a->pieces[k];
+    size_t from = p->offset > offset ? p->offset : offset;
+    size_t to = p->offset + p->size < end ? p->offset + p->size : end;
+    unsigned char *base = (unsigned char *)a->os.base + p->offset;
+    struct xm__os_view view = {.base = base,
+                               .size = p->size,
+                               .reservation = base,
+                               .reservation_size = p->size,
+                               .file = xm__os_no_descriptor(),
+                               .section = NULL,
+                               .flags = p->os_flags};
+    void *addr = (unsigned char *)a->os.base + from;
+    rc = decommit ? xm__os_decommit(&view, addr, to - from) : xm__os_commit(&view, addr, to - from, prot);
+  }
+  xm__os_mutex_unlock(&a->mutex);
+  return rc;
+}
+
 static void arena_page_prots(xm_region *r, size_t offset, size_t npages, unsigned char *prot,
                              const struct xm__os_view **view, void (*with_lock_held)(void *ctx), void *ctx) {
   xm_arena *a = r->owner;
@@ -496,6 +533,14 @@ static void arena_page_prots(xm_region *r, size_t offset, size_t npages, unsigne
   xm__os_mutex_unlock(&a->mutex);
 }
 
+static int arena_region_commit(xm_region *r, size_t offset, size_t len, xm_prot prot) {
+  return commit_pieces(r, offset, len, prot, false);
+}
+
+static int arena_region_decommit(xm_region *r, size_t offset, size_t len) {
+  return commit_pieces(r, offset, len, XM_PROT_NONE, true);
+}
+
 static const struct xm_region_ops arena_region_ops = {
     .add_fd_mapping = arena_region_add_fd_mapping,
     .remove_mapping = arena_region_remove_mapping,
@@ -503,4 +548,6 @@ static const struct xm_region_ops arena_region_ops = {
     .advise = arena_region_advise,
     .protect = arena_region_protect,
     .page_prots = arena_page_prots,
+    .commit = arena_region_commit,
+    .decommit = arena_region_decommit,
 };

@@ -112,6 +112,11 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
   if (source == XM__SOURCE_SHM && (b->_private.prot & XM_PROT_EXEC) && !(b->_private.shm->flags & XM_SHM_EXEC))
     return xm__fail(XM_E_ACCESS, "the shared-memory object was made without XM_SHM_EXEC and cannot be mapped "
                                  "executable");
+  /* A read-only clone's descriptor cannot write the object: say so before the OS does. */
+  if (source == XM__SOURCE_SHM && (b->_private.shm->flags & XM__SHM_READ_ONLY) && (b->_private.prot & XM_PROT_WRITE) &&
+      !(flags & XM__OPT_PRIVATE))
+    return xm__fail(XM_E_ACCESS, "the shared-memory object is a read-only clone: map it read-only, or private "
+                                 "(copy-on-write) to write a copy");
   if (source == XM__SOURCE_ANON && (offset != 0 || (flags & XM__OPT_TO_END_OF_FILE)))
     return xm__fail(XM_E_INVALID_ARGUMENT, "an offset or to_end_of_file needs a file or shared-memory source");
   if ((flags & XM__OPT_HUGE_PAGES) && b->_private.huge_page_size != 0 && !xm__is_pow2(b->_private.huge_page_size))
@@ -140,6 +145,12 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
                       (unsigned long long)(file_size - offset), (unsigned long long)offset);
     size = (size_t)(file_size - offset);
   }
+
+  /* A huge-page object maps in whole huge pages only. */
+  const size_t huge = source == XM__SOURCE_SHM ? b->_private.shm->huge_page_size : 0;
+  if (huge && (offset % huge != 0 || size % huge != 0))
+    return xm__fail(XM_E_NOT_PAGE_ALIGNED, "offset %llu and size %zu: the object's huge page is %zu bytes",
+                    (unsigned long long)offset, size, huge);
 
   /* An unaligned offset maps from the boundary below it; the pointer skips the remainder. */
   size_t remainder = (size_t)(offset % gran);

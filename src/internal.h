@@ -51,6 +51,9 @@ struct xm_region_ops {
      with_lock_held(ctx) while no protection or piece change of the region can run. */
   void (*page_prots)(xm_region *r, size_t offset, size_t npages, unsigned char *prot, const struct xm__os_view **view,
                      void (*with_lock_held)(void *ctx), void *ctx);
+  /* xm_region_commit / _decommit on a validated range: page multiples, inside, > 0, known prot. */
+  int (*commit)(xm_region *r, size_t offset, size_t size, xm_prot prot);
+  int (*decommit)(xm_region *r, size_t offset, size_t size);
 };
 /* The first page of an OS view (an arena piece, a mapping): a protection change never spans it. */
 #define XM__PAGE_VIEW_START 0x80u
@@ -86,8 +89,12 @@ void xm__mapping_set_prot(xm_mapping *m, xm_prot prot);
 struct xm_shm {
   xm_descriptor descriptor;
   uint64_t size;
-  unsigned flags; /* XM_SHM_*: the library's exec policy reads XM_SHM_EXEC */
+  unsigned flags;        /* XM_SHM_* and XM__SHM_READ_ONLY: the exec and read-only policies read them */
+  size_t huge_page_size; /* with XM_SHM_HUGE: the object's page size (offsets and sizes of its
+                            mappings must be multiples of it); else 0 */
 };
+/* A clone from xm_shm_clone_readonly: only read-only and copy-on-write mappings. */
+#define XM__SHM_READ_ONLY 0x80000000u
 
 /* ---- range helpers (range.c) --------------------------------------------------------------- */
 /* Offset of the mapping's pointer inside its view (an unaligned offset's remainder). */

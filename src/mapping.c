@@ -350,11 +350,39 @@ static void mapping_page_prots(xm_region *r, size_t offset, size_t npages, unsig
   protect_unlock(m);
 }
 
+/* Whether every page of [offset, offset + len) has exactly protection prot. */
+static bool range_has_prot(const xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
+  if (!__atomic_load_n(&m->mixed, __ATOMIC_ACQUIRE)) return __atomic_load_n(&m->prot, __ATOMIC_RELAXED) == prot;
+  size_t page = xm__page_size(), skew = xm__view_skew(m);
+  for (size_t i = (skew + offset) / page; i <= (skew + offset + len - 1) / page; i++)
+    if (__atomic_load_n(&m->page_prot[i], __ATOMIC_RELAXED) != prot) return false;
+  return true;
+}
+
+/* Windows gives committed pages prot: anything but the protection the mapping's accessors check
+   would make them fault or let the OS allow more than they do. */
+static int mapping_region_commit(xm_region *r, size_t offset, size_t size, xm_prot prot) {
+  const xm_mapping *m = r->owner;
+  if (!range_has_prot(m, offset, size, prot))
+    return xm__fail(XM_E_ACCESS,
+                    "commit with protection 0x%x: the mapping's pages at offset=%zu len=%zu have another "
+                    "one (commit with the protection the pages have)",
+                    prot, offset, size);
+  return xm__os_commit(&m->view, m->pub.base + offset, size, prot);
+}
+
+static int mapping_region_decommit(xm_region *r, size_t offset, size_t size) {
+  const xm_mapping *m = r->owner;
+  return xm__os_decommit(&m->view, m->pub.base + offset, size);
+}
+
 static const struct xm_region_ops mapping_region_ops = {
     .msync = mapping_region_msync,
     .advise = mapping_region_advise,
     .protect = mapping_region_protect,
     .page_prots = mapping_page_prots,
+    .commit = mapping_region_commit,
+    .decommit = mapping_region_decommit,
 };
 
 xm_region *xm_mapping_region(xm_mapping *m) { return m ? &m->region : NULL; }

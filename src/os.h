@@ -124,9 +124,22 @@ int xm__os_icache_sync(const void *addr, size_t len);
 
 /* ---- shared memory (shm_*.c) ------------------------------------------------------------------ */
 /* A new close-on-exec / non-inheritable shared-memory object of size (<= INT64_MAX) bytes; name
-   has no NUL inside. flags: XM_SHM_EXEC or 0 (an object that may be mapped executable: Linux
-   creates it without the exec seal where vm.memfd_noexec allows, Windows with execute rights). */
-int xm__os_shm_create(const char *name, uint64_t size, unsigned flags, xm_descriptor *out);
+   has no NUL inside. flags: XM_SHM_* (checked: never LAZY_COMMIT with HUGE).
+ *  - XM_SHM_EXEC: an object that may be mapped executable (Linux creates it without the exec seal
+ *    where vm.memfd_noexec allows, Windows with execute rights).
+ *  - XM_SHM_LAZY_COMMIT: Windows reserves the section's pages (SEC_RESERVE); Linux ignores it.
+ *  - XM_SHM_HUGE: *huge_page_size in: 0 (the default) or a power of two; out: the huge page size
+ *    the object really has. XM_E_NOT_PAGE_ALIGNED when size is not a multiple of it;
+ *    XM_E_NOT_IMPLEMENTED with the reason when that size does not exist, no pool is configured,
+ *    or the OS gave no large pages. Without the flag *huge_page_size is 0 and stays so.
+ * Windows objects carry a security descriptor that grants nobody access (see
+ * xm__os_shm_clone_readonly); every handle the library holds was duplicated with its rights. */
+int xm__os_shm_create(const char *name, uint64_t size, unsigned flags, size_t *huge_page_size, xm_descriptor *out);
+/* A new close-on-exec / non-inheritable descriptor of d's object through which the object cannot
+   be written, now or later (Linux: the write seal, then a read-only reopen; Windows: a read-only
+   handle whose rights the object's security keeps from being raised, checked). d stays as it is
+   on failure, seals included. */
+int xm__os_shm_clone_readonly(xm_descriptor d, xm_descriptor *out);
 /* A close-on-exec / non-inheritable duplicate of d. */
 int xm__os_dup(xm_descriptor d, xm_descriptor *out);
 /* Closes d; no-op for xm__os_no_descriptor(). */
@@ -134,6 +147,15 @@ void xm__os_close(xm_descriptor d);
 /* XM_SEAL_* bits; XM_E_NOT_IMPLEMENTED where the object cannot be sealed. */
 int xm__os_shm_get_seals(xm_descriptor d, unsigned *seals);
 int xm__os_shm_add_seals(xm_descriptor d, unsigned seals);
+
+/* ---- commit and decommit (commit_*.c) ---------------------------------------------------------- */
+/* Commits [addr, addr + len) (page-aligned, > 0, inside view, or view NULL for memory the library
+   does not own) with prot, at most what the view was mapped with (Windows: VirtualAlloc
+   MEM_COMMIT; POSIX: pre-faults, protection unchanged). */
+int xm__os_commit(const struct xm__os_view *view, void *addr, size_t len, xm_prot prot);
+/* Gives back the memory of [addr, addr + len) as xm_region_decommit documents (POSIX: MADV_REMOVE;
+   Windows: MEM_RESET of the committed pages). */
+int xm__os_decommit(const struct xm__os_view *view, void *addr, size_t len);
 
 /* ---- fault recovery (fault_*.c) --------------------------------------------------------------- */
 /* A guarded run: the front end's fault-safe copy fills lo, len and run, and the back end runs it

@@ -35,6 +35,32 @@ int xm_region_protect(xm_region *r, size_t offset, size_t len, xm_prot prot) {
   return r->ops->protect(r, offset, len, prot);
 }
 
+/* Commit and decommit: whole pages inside the region, checked here for every kind of region. */
+static int check_commit_range(const xm_region *r, size_t offset, size_t len, const char *what) {
+  if (!r) return xm__fail(XM_E_INVALID_ARGUMENT, "region must not be NULL");
+  const size_t page = xm__page_size();
+  uintptr_t start = (uintptr_t)r->ptr + offset;
+  if (start % page != 0 || len % page != 0)
+    return xm__fail(XM_E_NOT_PAGE_ALIGNED, "%s needs whole pages of %zu bytes, got offset=%zu len=%zu", what, page,
+                    offset, len);
+  if (!xm__range_inside(offset, len, r->size)) return xm__fail_address(offset, len, r->size);
+  return XM_OK;
+}
+
+int xm_region_commit(xm_region *r, size_t offset, size_t len, xm_prot prot) {
+  int rc = check_commit_range(r, offset, len, "commit");
+  if (rc) return rc;
+  if (prot & ~XM__PROT_ALL) return xm__fail(XM_E_INVALID_ARGUMENT, "protection 0x%x has unknown bits", prot);
+  if (len == 0) return XM_OK;
+  return r->ops->commit(r, offset, len, prot);
+}
+
+int xm_region_decommit(xm_region *r, size_t offset, size_t len) {
+  int rc = check_commit_range(r, offset, len, "decommit");
+  if (rc || len == 0) return rc;
+  return r->ops->decommit(r, offset, len);
+}
+
 /* External memory has no view of ours: the back end acts on the addresses alone. */
 static int external_msync(const xm_region *r, size_t offset, size_t size) {
   return xm__sync_range(r->ptr, r->size, offset, size, XM_SYNC_SYNC, NULL, XM_E_INVALID_ADDRESS);
@@ -68,8 +94,22 @@ static void external_page_prots(xm_region *r, size_t offset, size_t npages, unsi
   with_lock_held(ctx);
 }
 
+static int external_commit(xm_region *r, size_t offset, size_t size, xm_prot prot) {
+  return xm__os_commit(NULL, (unsigned char *)r->ptr + offset, size, prot);
+}
+
+static int external_decommit(xm_region *r, size_t offset, size_t size) {
+  return xm__os_decommit(NULL, (unsigned char *)r->ptr + offset, size);
+}
+
 static const struct xm_region_ops external_ops = {
-    .msync = external_msync, .advise = external_advise, .protect = external_protect, .page_prots = external_page_prots};
+    .msync = external_msync,
+    .advise = external_advise,
+    .protect = external_protect,
+    .page_prots = external_page_prots,
+    .commit = external_commit,
+    .decommit = external_decommit,
+};
 
 int xm_external_mapping_new(uint64_t ptr, size_t size, xm_region **out) {
   if (!out) return xm__fail(XM_E_INVALID_ARGUMENT, "out must not be NULL");

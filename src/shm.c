@@ -4,12 +4,13 @@
 #include "internal.h"
 
 /* Wraps d; on failure d stays the caller's. */
-static int wrap(xm_descriptor d, uint64_t size, unsigned flags, xm_shm **out) {
+static int wrap(xm_descriptor d, uint64_t size, unsigned flags, size_t huge_page_size, xm_shm **out) {
   xm_shm *shm = malloc(sizeof *shm);
   if (!shm) return xm__fail(XM_E_NO_MEMORY, "out of memory for the shared-memory object");
   shm->descriptor = d;
   shm->size = size;
   shm->flags = flags;
+  shm->huge_page_size = huge_page_size;
   *out = shm;
   return XM_OK;
 }
@@ -18,16 +19,20 @@ int xm_shm_new_ex(const char *debug_name, uint64_t size, unsigned flags, size_t 
   if (!out) return xm__fail(XM_E_INVALID_ARGUMENT, "out must not be NULL");
   if (flags & ~(XM_SHM_LAZY_COMMIT | XM_SHM_HUGE | XM_SHM_EXEC))
     return xm__fail(XM_E_INVALID_ARGUMENT, "unknown shared-memory flags 0x%x", flags);
-  if (flags & (XM_SHM_LAZY_COMMIT | XM_SHM_HUGE))
-    return xm__fail(XM_E_NOT_IMPLEMENTED, "shared-memory flags 0x%x are not implemented yet",
-                    flags & (XM_SHM_LAZY_COMMIT | XM_SHM_HUGE));
-  if (huge_page_size != 0)
+  /* Windows large-page sections are committed when made: nothing is left to commit lazily. */
+  if ((flags & XM_SHM_LAZY_COMMIT) && (flags & XM_SHM_HUGE))
+    return xm__fail(XM_E_INVALID_ARGUMENT, "XM_SHM_LAZY_COMMIT and XM_SHM_HUGE exclude each other (huge pages are "
+                                           "committed at once)");
+  if (huge_page_size != 0 && !(flags & XM_SHM_HUGE))
     return xm__fail(XM_E_INVALID_ARGUMENT, "huge page size %zu needs XM_SHM_HUGE", huge_page_size);
+  if (huge_page_size != 0 && !xm__is_pow2(huge_page_size))
+    return xm__fail(XM_E_INVALID_ARGUMENT, "huge page size %zu is not a power of two", huge_page_size);
   if (size > (uint64_t)INT64_MAX)
     return xm__fail(XM_E_INVALID_ARGUMENT, "size %llu is past the off_t range", (unsigned long long)size);
   xm_descriptor d;
-  int rc = xm__os_shm_create(debug_name ? debug_name : "xmmap", size, flags, &d);
-  if (!rc && (rc = wrap(d, size, flags, out)) != XM_OK) xm__os_close(d);
+  size_t page_size = huge_page_size;
+  int rc = xm__os_shm_create(debug_name ? debug_name : "xmmap", size, flags, &page_size, &d);
+  if (!rc && (rc = wrap(d, size, flags, page_size, out)) != XM_OK) xm__os_close(d);
   return rc;
 }
 
@@ -39,8 +44,25 @@ int xm_shm_clone(const xm_shm *shm, xm_shm **out) {
   if (!shm || !out) return xm__fail(XM_E_INVALID_ARGUMENT, "shm and out must not be NULL");
   xm_descriptor d;
   int rc = xm__os_dup(shm->descriptor, &d);
-  if (!rc && (rc = wrap(d, shm->size, shm->flags, out)) != XM_OK) xm__os_close(d);
+  if (!rc && (rc = wrap(d, shm->size, shm->flags, shm->huge_page_size, out)) != XM_OK) xm__os_close(d);
   return rc;
+}
+
+/* The object first: the OS step seals the object (Linux), which cannot be undone afterwards. */
+int xm_shm_clone_readonly(const xm_shm *shm, xm_shm **out) {
+  if (!shm || !out) return xm__fail(XM_E_INVALID_ARGUMENT, "shm and out must not be NULL");
+  xm_shm *ro = malloc(sizeof *ro);
+  if (!ro) return xm__fail(XM_E_NO_MEMORY, "out of memory for the shared-memory object");
+  int rc = xm__os_shm_clone_readonly(shm->descriptor, &ro->descriptor);
+  if (rc) {
+    free(ro);
+    return rc;
+  }
+  ro->size = shm->size;
+  ro->flags = shm->flags | XM__SHM_READ_ONLY;
+  ro->huge_page_size = shm->huge_page_size;
+  *out = ro;
+  return XM_OK;
 }
 
 int xm_shm_from_descriptor(xm_descriptor d, uint64_t size, xm_shm **out) {
@@ -53,7 +75,7 @@ int xm_shm_from_descriptor(xm_descriptor d, uint64_t size, xm_shm **out) {
     rc = xm__os_descriptor_size(XM__SOURCE_SHM, d, &size);
     if (rc) return rc;
   }
-  return wrap(d, size, 0, out);
+  return wrap(d, size, 0, 0, out);
 }
 
 uint64_t xm_shm_size(const xm_shm *shm) { return shm ? shm->size : 0; }

@@ -361,7 +361,7 @@ static void prot_exec_policy(void **state) {
   xt_build_refused_before_os(&b, XM_E_ACCESS); /* guest RAM runs no code unless made for it */
   xt_assert_errmsg_has("XM_SHM_EXEC");
   XT_STATUS(XM_E_INVALID_ARGUMENT, xm_shm_new_ex("x", 4096, 64, 0, &code));
-  XT_STATUS(XM_E_NOT_IMPLEMENTED, xm_shm_new_ex("x", 4096, XM_SHM_HUGE, 0, &code));
+  XT_STATUS(XM_E_INVALID_ARGUMENT, xm_shm_new_ex("x", 4096, XM_SHM_HUGE | XM_SHM_LAZY_COMMIT, 0, &code));
   XT_STATUS(XM_OK, xm_shm_new_ex("code", 4096, XM_SHM_EXEC, 0, &code));
   xm_builder_from_shm(&b, code);
   int rc = xm_builder_build(&b, &m);

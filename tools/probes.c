@@ -71,6 +71,76 @@ static void probe_seals(struct tool_finding *f) {
   xm_shm_free(s);
 }
 
+/* ---- shared-memory options (xm_shm_new_ex, xm_shm_clone_readonly) --------------------------- */
+static void probe_shm_lazy_commit(struct tool_finding *f) {
+  const size_t g = xm_allocation_granularity();
+  xm_shm *s = NULL;
+  xm_mapping *m = NULL;
+  int rc = xm_shm_new_ex("xmmap-info", 2 * g, XM_SHM_LAZY_COMMIT, 0, &s);
+  if (rc == XM_OK) {
+    xm_builder b = xm_builder_new(2 * g);
+    xm_builder_from_shm(&b, s);
+    rc = xm_builder_build(&b, &m);
+  }
+  /* Whether an uncommitted page refuses a write (a fault-safe copy: XM_E_FAULT), where the
+     flag means something: Wine keeps the commit state as bookkeeping only. */
+  const unsigned char one = 1;
+  bool enforced = rc == XM_OK && xm_mapping_write_slice_safe(m, &one, 1, g, NULL) == XM_E_FAULT;
+  if (rc == XM_OK) rc = xm_region_commit(xm_mapping_region(m), 0, g, XM_PROT_READ_WRITE);
+  if (rc == XM_OK) {
+    ((volatile unsigned char *)xm_mapping_ptr(m))[0] = 1;
+    rc = xm_region_decommit(xm_mapping_region(m), 0, g);
+  }
+  char how[240];
+  tool_format(how, sizeof how, "%s%s", tool_os_words.lazy_commit,
+              enforced || strcmp(xm_backend_name(), "windows") != 0 ? ""
+                                                                    : "; uncommitted pages take writes here (Wine)");
+  settle(f, rc, how);
+  xm_mapping_free(m);
+  xm_shm_free(s);
+}
+
+/* The default huge page is not known in advance: the sizes in use (2 MiB x86/arm64 with 4 KiB
+   pages, 16 MiB ppc64, 32 MiB arm64 16K, 512 MiB arm64 64K, 1 GiB) are tried until one fits. A
+   hugetlb memfd takes no pages until it is mapped. */
+static void probe_shm_huge(struct tool_finding *f) {
+  static const size_t mib[] = {2, 16, 32, 512, 1024};
+  int rc = XM_E_NOT_PAGE_ALIGNED;
+  size_t size = 0;
+  for (size_t i = 0; i < sizeof mib / sizeof mib[0] && rc == XM_E_NOT_PAGE_ALIGNED; i++) {
+    xm_shm *s = NULL;
+    size = mib[i] << 20;
+    if (size == 0 || size / mib[i] != (size_t)1 << 20) break; /* past a 32-bit size_t */
+    rc = xm_shm_new_ex("xmmap-info", size, XM_SHM_HUGE, 0, &s);
+    xm_shm_free(s);
+  }
+  char how[160];
+  tool_format(how, sizeof how, "%s (a %zu MiB object with the default page size)", tool_os_words.huge_shm, size >> 20);
+  settle(f, rc, how); /* XM_E_NOT_IMPLEMENTED (no pool, no such pages) is absent, with the reason */
+}
+
+static void probe_shm_exec(struct tool_finding *f) {
+  xm_shm *s = NULL;
+  int rc = xm_shm_new_ex("xmmap-info", xm_allocation_granularity(), XM_SHM_EXEC, 0, &s);
+  if (rc == XM_OK) {
+    xm_builder b = xm_builder_new(xm_page_size());
+    xm_builder_from_shm(&b, s);
+    xm_builder_protection(&b, XM_PROT_READ | XM_PROT_EXEC);
+    rc = build_and_free(&b);
+  }
+  settle(f, rc, "mapped read-execute (without XM_SHM_EXEC that is refused)");
+  xm_shm_free(s);
+}
+
+static void probe_shm_read_only(struct tool_finding *f) {
+  xm_shm *s = NULL, *ro = NULL;
+  int rc = xm_shm_new("xmmap-info", xm_allocation_granularity(), &s);
+  if (rc == XM_OK) rc = xm_shm_clone_readonly(s, &ro);
+  settle(f, rc, tool_os_words.read_only);
+  xm_shm_free(ro);
+  xm_shm_free(s);
+}
+
 /* ---- building mappings ----------------------------------------------------------------------- */
 static void probe_huge_pages(struct tool_finding *f) {
   xm_builder b = xm_builder_new((size_t)2 << 20);
@@ -334,6 +404,10 @@ static void probe_write_tracking(struct tool_finding *f) {
 const struct tool_probe tool_probes[] = {
     {"shared_memory", "shared memory", probe_shm},
     {"memfd_seals", "memfd + seals", probe_seals},
+    {"shm_lazy_commit", "shm: lazy commit", probe_shm_lazy_commit},
+    {"shm_huge_pages", "shm: huge pages", probe_shm_huge},
+    {"shm_exec", "shm: executable", probe_shm_exec},
+    {"shm_read_only", "shm: read-only clones", probe_shm_read_only},
     {"madv_populate_write", "MADV_POPULATE_WRITE", probe_populate_write},
     {"transparent_huge_pages", "transparent huge pages", probe_thp},
     {"huge_pages", "huge pages", probe_huge_pages},

@@ -38,6 +38,7 @@ struct tool_os_words {
   const char *shm_with_seals, *shm_without_seals; /* what backs shared memory */
   const char *no_thp;                             /* why transparent huge pages are n/a */
   const char *prefetch, *lock;                    /* the calls behind async prefetch and locking */
+  const char *lazy_commit, *huge_shm, *read_only; /* how the shm options are made */
 };
 extern const struct tool_os_words tool_os_words;
 /* Windows placeholders (VirtualAlloc2 with MEM_RESERVE_PLACEHOLDER): n/a elsewhere. */

@@ -12,6 +12,10 @@ const struct tool_os_words tool_os_words = {
     .no_thp = "Windows has no transparent huge pages",
     .prefetch = "PrefetchVirtualMemory",
     .lock = "VirtualLock (locks at once)",
+    .lazy_commit = "SEC_RESERVE section; commit = VirtualAlloc(MEM_COMMIT), decommit = MEM_RESET (stays "
+                   "committed)",
+    .huge_shm = "SEC_LARGE_PAGES section, large pages confirmed with QueryWorkingSetEx",
+    .read_only = "FILE_MAP_READ handle of a section whose DACL grants nobody write, checked",
 };
 
 void tool_probe_placeholders(struct tool_finding *f) {

@@ -118,6 +118,7 @@ static const struct {
     {"unaligned offset", "unaligned_offsets", check_unaligned_offset},
     {"shared memory", "shared_memory", check_shm},
     {"seals", "memfd_seals", check_seals},
+    {"read-only shm clone", "shm_read_only", check_shm_read_only},
     {"arena", "arena", check_arena},
     {"flush", NULL, check_flush},
     {"msync", "sync_modes", check_msync},

@@ -89,6 +89,7 @@ void check_private(struct check *c);
 void check_unaligned_offset(struct check *c);
 void check_shm(struct check *c);
 void check_seals(struct check *c);
+void check_shm_read_only(struct check *c);
 void check_arena(struct check *c);
 void check_guard_pages(struct check *c);
 void check_fixed(struct check *c);

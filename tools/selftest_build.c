@@ -142,6 +142,38 @@ out:
   xm_shm_free(shm);
 }
 
+/* The shm_read_only probe has made a clone; here the owner writes and the clone's reader sees it,
+   the clone refuses a writable shared mapping and gives a private copy that writes nothing back. */
+void check_shm_read_only(struct check *c) {
+  const size_t g = xm_allocation_granularity();
+  xm_shm *shm = NULL, *ro = NULL;
+  xm_mapping *owner = NULL, *reader = NULL, *copy = NULL, *rw = NULL;
+  OK(xm_shm_new("xmmap-selftest-ro", g, &shm));
+  xm_builder b = xm_builder_new(g);
+  xm_builder_from_shm(&b, shm);
+  OK(xm_builder_build(&b, &owner));
+  OK(xm_shm_clone_readonly(shm, &ro));
+  xm_builder_from_shm(&b, ro);
+  EXPECT_STATUS(XM_E_ACCESS, xm_builder_build(&b, &rw));
+  xm_builder_private(&b);
+  OK(xm_builder_build(&b, &copy));
+  xm_builder b2 = xm_builder_new(g);
+  xm_builder_from_shm(&b2, ro);
+  xm_builder_protection(&b2, XM_PROT_READ);
+  OK(xm_builder_build(&b2, &reader));
+  ((volatile unsigned char *)xm_mapping_ptr(owner))[1] = 0x42;
+  EXPECT(((volatile unsigned char *)xm_mapping_ptr(reader))[1] == 0x42);
+  ((volatile unsigned char *)xm_mapping_ptr(copy))[2] = 0x43;
+  EXPECT(((volatile unsigned char *)xm_mapping_ptr(reader))[2] == 0);
+out:
+  xm_mapping_free(rw);
+  xm_mapping_free(copy);
+  xm_mapping_free(reader);
+  xm_mapping_free(owner);
+  xm_shm_free(ro);
+  xm_shm_free(shm);
+}
+
 void check_arena(struct check *c) {
   const size_t g = xm_allocation_granularity();
   xm_arena *a = NULL;

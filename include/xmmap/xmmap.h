@@ -134,16 +134,50 @@ typedef struct xm_shm xm_shm;
     (at most 249 bytes); Windows sections are unnamed and cannot be empty (size 0 fails there with
     XM_E_SYSTEM_CALL, ERROR_INVALID_PARAMETER). size must be <= INT64_MAX. */
 XM_API int xm_shm_new(const char *debug_name, uint64_t size, xm_shm **out);
-#define XM_SHM_LAZY_COMMIT 1u /**< reserved for commit-on-touch sections (not implemented yet) */
-#define XM_SHM_HUGE 2u        /**< reserved for huge-page objects (not implemented yet) */
-#define XM_SHM_EXEC 4u        /**< may be mapped with XM_PROT_EXEC; without it that is XM_E_ACCESS */
+/** Commit on demand: Windows makes a SEC_RESERVE section whose views start reserved, and pages
+    are usable only once xm_region_commit has committed them (an access before faults: use the
+    fault-safe copies, which give XM_E_FAULT; Wine does not enforce it), and protection changes
+    of uncommitted pages fail (VirtualProtect). Linux memfd memory is always committed on first
+    touch, so there the flag changes nothing. Not with XM_SHM_HUGE. */
+#define XM_SHM_LAZY_COMMIT 1u
+/** Huge pages of huge_page_size bytes (0 = the system's default): a MFD_HUGETLB memfd with that
+    size's MFD_HUGE_* flag on Linux, a SEC_LARGE_PAGES section (committed at once, with
+    SeLockMemoryPrivilege enabled) on Windows. size must be a multiple of the huge page size
+    (XM_E_NOT_PAGE_ALIGNED). XM_E_NOT_IMPLEMENTED, with the reason, where that size does not
+    exist, where no pool of such pages is configured (Linux: HugePages_Total 0 and no
+    overcommit; see /sys/kernel/mm/hugepages), or where the OS accepted the request without
+    giving large pages (Wine): the object is probed for what it really got. Linux reserves the
+    pages when a mapping is made, which fails when too few are free. */
+#define XM_SHM_HUGE 2u
+#define XM_SHM_EXEC 4u /**< may be mapped with XM_PROT_EXEC; without it that is XM_E_ACCESS */
 /** xm_shm_new with XM_SHM_* flags: XM_SHM_EXEC makes an object that may be mapped executable
     (Linux: a memfd without the exec seal where vm.memfd_noexec allows; Windows: a
-    PAGE_EXECUTE_READWRITE section). Guest RAM should not have it. huge_page_size must be 0; the
-    reserved flags give XM_E_NOT_IMPLEMENTED, unknown ones XM_E_INVALID_ARGUMENT. */
+    PAGE_EXECUTE_READWRITE section). Guest RAM should not have it. XM_E_INVALID_ARGUMENT for
+    unknown flags, for XM_SHM_LAZY_COMMIT | XM_SHM_HUGE (large pages are committed at once), and
+    for a huge_page_size that is not 0 or a power of two, or is given without XM_SHM_HUGE. */
 XM_API int xm_shm_new_ex(const char *debug_name, uint64_t size, unsigned flags, size_t huge_page_size, xm_shm **out);
 /** Duplicates the descriptor (close-on-exec / non-inheritable); same size. */
 XM_API int xm_shm_clone(const xm_shm *shm, xm_shm **out);
+/** A descriptor to hand to a less trusted process, through which nobody can write the object;
+    the clone is xm_shm_free'd like any other and keeps the object alive.
+    Linux: the memfd reopened read-only (/proc/self/fd) after F_SEAL_FUTURE_WRITE was added to the
+    object (kept if it already has F_SEAL_WRITE or F_SEAL_FUTURE_WRITE). The seal is the object's,
+    for everyone: writable shared mappings that exist keep writing and every reader sees it, but
+    no new writable shared mapping of the object can be made by anyone, the owner included
+    (XM_E_SYSTEM_CALL, EPERM). XM_E_INVALID_ARGUMENT when the object cannot take the seal
+    (F_SEAL_SEAL without a write seal); XM_E_NOT_IMPLEMENTED for objects that have no seals
+    (shm_open) and kernels without F_SEAL_FUTURE_WRITE (before 5.1).
+    Windows: a FILE_MAP_READ | SECTION_QUERY duplicate. xm_shm_new's sections carry a security
+    descriptor that grants nobody anything (a named section, as Chromium makes them: unnamed
+    objects are not access-checked), so the handle cannot be raised to write with DuplicateHandle;
+    the library checks that it cannot and says XM_E_NOT_IMPLEMENTED otherwise (a section made
+    elsewhere and adopted with xm_shm_from_descriptor). Handles that exist keep their rights.
+    Both: a shared writable mapping of the clone is XM_E_ACCESS (the builder refuses it before any
+    OS call); copy-on-write mappings (xm_builder_private) of it work and write nothing back. The
+    receiver adopts the descriptor with xm_shm_from_descriptor (a read-only descriptor is accepted
+    there when the memfd is write-sealed); its writable shared mappings then fail in the OS
+    (XM_E_SYSTEM_CALL: EACCES / ERROR_ACCESS_DENIED). */
+XM_API int xm_shm_clone_readonly(const xm_shm *shm, xm_shm **out);
 /** Adopts a received descriptor (fd or section handle): on success shm owns it, on failure the
     caller still does. size 0 = query it (fstat / the section's size, page-rounded on Windows). */
 XM_API int xm_shm_from_descriptor(xm_descriptor d, uint64_t size, xm_shm **out);
@@ -414,6 +448,24 @@ XM_API int xm_region_add_fd_mapping(xm_region *r, size_t offset, size_t size, xm
 XM_API int xm_region_remove_mapping(xm_region *r, size_t offset, size_t size);
 /** Durable flush of [offset, offset + size); XM_E_INVALID_ADDRESS when it leaves the region. */
 XM_API int xm_region_msync(const xm_region *r, size_t offset, size_t size);
+/** Commits [offset, offset + len) (page multiples inside the region): the memory is usable and
+    counted against the system's commit limit. Windows: VirtualAlloc(MEM_COMMIT) with prot, which
+    makes the pages of an XM_SHM_LAZY_COMMIT object's views usable (a committed page of a section is
+    committed for every view of it) and may be repeated. Linux: memory is committed on first touch
+    anyway; this pre-faults it (MADV_POPULATE_WRITE when prot has XM_PROT_WRITE, else
+    MADV_POPULATE_READ; nothing where the kernel lacks them, before 5.14) and leaves the
+    protection as it is. prot is the access the pages have, at most what they were mapped or added
+    with: a mapping's current protection must allow it (XM_E_ACCESS). An arena range must be mapped
+    all through (XM_E_INVALID_ADDRESS naming the first unmapped offset). */
+XM_API int xm_region_commit(xm_region *r, size_t offset, size_t len, xm_prot prot);
+/** Gives back the memory of [offset, offset + len) (page multiples inside the region).
+    Linux: punches a hole in the shared memory behind it (MADV_REMOVE): every mapping of the object
+    reads zeros there afterwards and the pages are freed; private memory and read-only views cannot
+    do that (XM_E_NOT_IMPLEMENTED); qemu-user accepts the advice and ignores it. Windows cannot decommit a section's committed pages: their contents are
+    discarded with VirtualAlloc(MEM_RESET), so the pages stay committed and usable, the commit
+    charge stays, and the contents are undefined (old bytes or zeros) until written again; views of
+    files give XM_E_NOT_IMPLEMENTED. An arena range must be mapped all through. */
+XM_API int xm_region_decommit(xm_region *r, size_t offset, size_t len);
 /** Wraps memory the caller owns; never unmapped by xmmap. Free with xm_region_free. */
 XM_API int xm_external_mapping_new(uint64_t ptr, size_t size, xm_region **out);
 /** Frees only regions made by xm_external_mapping_new. */

@@ -26,16 +26,19 @@ struct guard_frame {
   struct guard_frame *prev; /* the run this one interrupted (a signal handler's run nests) */
 };
 
-/* A fault this thread is passing on, and how many handlers passed it back to the library. */
+/* The fault this thread is passing on, kept by value (a handler that jumps out leaves it behind, and
+   nothing here may then point into a dead frame): a handler passing it back to the library calls
+   it with the same context, from deeper on the same stack. A new fault never matches both: a new
+   signal frame at the same place as a dead one puts the handler at the same depth. */
 struct passing {
-  int sig;
-  void *addr;
-  unsigned depth;
+  const void *uc;  /* the context handed on; compared, never followed */
+  uintptr_t frame; /* the frame of the on_fault that handed it on */
+  unsigned depth;  /* how many handlers passed it back so far */
 };
 
 /* Set and read on the same thread only. */
 static XM__HANDLER_TLS struct guard_frame *volatile running;
-static XM__HANDLER_TLS struct passing *volatile passing;
+static XM__HANDLER_TLS struct passing passing;
 static XM__HANDLER_TLS void *dispatcher_slot;
 
 void *xm__os_fault_thread_get(void) { return dispatcher_slot; }
@@ -154,11 +157,11 @@ static void on_fault(int sig, siginfo_t *info, void *uc) {
     errno = saved_errno;
     return;
   }
-  struct passing *outer = passing;
-  if (outer && outer->sig == sig && outer->addr == info->si_addr) {
+  const uintptr_t frame = (uintptr_t)__builtin_frame_address(0);
+  if (passing.uc == uc && frame < passing.frame) {
     /* A handler this thread passed the fault to passed it back: on to the one before it. */
-    outer->depth++;
-    pass_on(sig, info, uc, outer->depth);
+    unsigned depth = ++passing.depth;
+    pass_on(sig, info, uc, depth);
     errno = saved_errno;
     return;
   }
@@ -175,9 +178,9 @@ static void on_fault(int sig, siginfo_t *info, void *uc) {
     if (f && (uintptr_t)info->si_addr - f->guard->lo < f->guard->len) siglongjmp(f->env, 1);
     /* Not ours. The thread's guard is cleared while the fault is passed on: a handler that jumps
        out leaves no guard behind for a later fault to jump into; one that returns gets it back. */
-    struct passing me = {sig, info->si_addr, 0};
+    const struct passing outer = passing;
     running = NULL;
-    passing = &me;
+    passing = (struct passing){uc, frame, 0};
     atomic_signal_fence(memory_order_seq_cst);
     pass_on(sig, info, uc, 0);
     atomic_signal_fence(memory_order_seq_cst);

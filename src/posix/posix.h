@@ -31,6 +31,9 @@
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
 #endif
+#ifndef MFD_HUGE_SHIFT
+#define MFD_HUGE_SHIFT 26
+#endif
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26
 #endif
@@ -78,5 +81,11 @@ void *xm__posix_mmap(void *addr, size_t len, int prot, int flags, int fd, uint64
 void *xm__posix_map_descriptor(void *addr, size_t len, xm_prot prot, int flags, int fd, uint64_t offset);
 /* Records a failed mmap (errno e) of fd (-1 for none), naming the write seal when that is why. */
 int xm__posix_fail_mmap(int e, int fd);
+
+/* ---- huge-page shared memory (huge_pages_posix.c, shm_posix.c) ------------------------------- */
+/* xm__os_shm_create with XM_SHM_HUGE: the page size resolved and its pool checked, then the memfd. */
+int xm__posix_create_huge_shm(const char *name, uint64_t size, unsigned flags, size_t *huge_page_size, int *out);
+/* A MFD_HUGETLB memfd of size bytes with pages of page_size bytes (0: the default); no checks. */
+int xm__posix_memfd_hugetlb(const char *name, uint64_t size, unsigned flags, size_t page_size, int *out);
 
 #endif /* XMMAP_POSIX_H */

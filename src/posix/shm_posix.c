@@ -44,8 +44,16 @@ int xm__os_check_descriptor(enum xm__source source, xm_descriptor d) {
 #endif
   if (fl >= 0 && (fl & O_ACCMODE) == O_WRONLY)
     return xm__fail(XM_E_ACCESS, "descriptor %d is open write-only, and a mapping always reads", d);
-  if (source == XM__SOURCE_SHM && fl >= 0 && (fl & O_ACCMODE) != O_RDWR)
-    return xm__fail(XM_E_ACCESS, "descriptor %d is not open read-write, as shared memory must be", d);
+  /* ... unless nobody can write it anyway: a read-only clone (xm_shm_clone_readonly) received from
+     its owner is a read-only descriptor of a write-sealed memfd, and may be adopted. */
+  if (source == XM__SOURCE_SHM && fl >= 0 && (fl & O_ACCMODE) != O_RDWR) {
+    int seals = fcntl(d, F_GET_SEALS);
+    if (seals < 0 || !(seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+      return xm__fail(XM_E_ACCESS,
+                      "descriptor %d is not open read-write, as shared memory must be (or a write-sealed "
+                      "memfd)",
+                      d);
+  }
   return XM_OK;
 }
 
@@ -76,21 +84,23 @@ void xm__os_close(xm_descriptor d) {
 #if defined(__linux__) && defined(SYS_memfd_create)
 /* MFD_NOEXEC_SEAL exists from Linux 6.3; older kernels reject the flag with EINVAL. Only that
    answer is cached: any other failure (EMFILE, ENOMEM) is reported and the flag is probed again,
-   so that a transient failure never drops the exec seal for the rest of the process. */
+   so that a transient failure never drops the exec seal for the rest of the process. extra
+   (MFD_HUGETLB and its size) is added to every attempt and never cached. */
 static atomic_uint memfd_flags_cached; /* 0 = not known yet */
 
-static long create_memfd(const char *name) {
+static long create_memfd(const char *name, unsigned extra) {
   unsigned base = MFD_CLOEXEC | MFD_ALLOW_SEALING;
   unsigned v = atomic_load_explicit(&memfd_flags_cached, memory_order_relaxed);
-  if (v != 0) return syscall(SYS_memfd_create, name, v);
-  long fd = syscall(SYS_memfd_create, name, base | MFD_NOEXEC_SEAL);
+  if (v != 0) return syscall(SYS_memfd_create, name, v | extra);
+  long fd = syscall(SYS_memfd_create, name, base | MFD_NOEXEC_SEAL | extra);
   if (fd >= 0) {
     atomic_store_explicit(&memfd_flags_cached, base | MFD_NOEXEC_SEAL, memory_order_relaxed);
     return fd;
   }
   if (errno != EINVAL) return fd;
-  atomic_store_explicit(&memfd_flags_cached, base, memory_order_relaxed);
-  return syscall(SYS_memfd_create, name, base);
+  fd = syscall(SYS_memfd_create, name, base | extra);
+  if (fd >= 0) atomic_store_explicit(&memfd_flags_cached, base, memory_order_relaxed); /* EINVAL was the seal's */
+  return fd;
 }
 
 /* An object that may be mapped executable: MFD_EXEC (6.3+; older kernels know no exec flags and
@@ -124,12 +134,14 @@ static int shm_open_anonymous(int *out) {
   return xm__posix_fail_errno("shm_open");
 }
 
-int xm__os_shm_create(const char *name, uint64_t size, unsigned flags, xm_descriptor *out) {
+int xm__os_shm_create(const char *name, uint64_t size, unsigned flags, size_t *huge_page_size, xm_descriptor *out) {
   int fd = -1;
   if (strlen(name) > 249) /* memfd_create's limit; say so rather than pass on EINVAL */
     return xm__fail(XM_E_INVALID_ARGUMENT, "shared-memory name of %zu bytes is longer than 249", strlen(name));
+  /* XM_SHM_LAZY_COMMIT: a memfd's pages are allocated on first touch already. */
+  if (flags & XM_SHM_HUGE) return xm__posix_create_huge_shm(name, size, flags, huge_page_size, out);
 #if defined(__linux__) && defined(SYS_memfd_create)
-  long r = xm__posix_injected() ? -1 : (flags & XM_SHM_EXEC) ? create_exec_memfd(name) : create_memfd(name);
+  long r = xm__posix_injected() ? -1 : (flags & XM_SHM_EXEC) ? create_exec_memfd(name) : create_memfd(name, 0);
   if (r < 0 && errno != ENOSYS) return xm__posix_fail_errno("memfd_create");
   fd = (int)r;
 #endif
@@ -143,6 +155,72 @@ int xm__os_shm_create(const char *name, uint64_t size, unsigned flags, xm_descri
     return rc;
   }
   *out = fd;
+  return XM_OK;
+}
+
+#if defined(__linux__) && defined(SYS_memfd_create)
+/* A MFD_HUGETLB memfd of size bytes with pages of page_size (0: the default) and the pool's check
+   done (huge_pages_posix.c). The exec seal is asked for as for any memfd. */
+int xm__posix_memfd_hugetlb(const char *name, uint64_t size, unsigned flags, size_t page_size, int *out) {
+  unsigned extra = MFD_HUGETLB;
+  if (page_size) {
+    unsigned shift = 0;
+    while (((size_t)1 << shift) < page_size)
+      shift++;
+    extra |= shift << MFD_HUGE_SHIFT;
+  }
+  long fd = xm__posix_injected() ? -1 : create_memfd(name, extra);
+  (void)flags; /* hugetlbfs has no exec bits to seal or keep: XM_SHM_EXEC is the library's policy here */
+  if (fd < 0) {
+    if (errno == EINVAL || errno == ENOSYS)
+      return xm__fail_os(XM_E_NOT_IMPLEMENTED, errno, "memfd_create(MFD_HUGETLB): no hugetlbfs here");
+    return xm__posix_fail_errno("memfd_create(MFD_HUGETLB)");
+  }
+  if (xm__posix_injected() || ftruncate((int)fd, (off_t)size) != 0) {
+    int rc = xm__posix_fail_errno("ftruncate of a MFD_HUGETLB memfd");
+    close((int)fd);
+    return rc;
+  }
+  *out = (int)fd;
+  return XM_OK;
+}
+#endif
+
+/* /proc/self/fd/N opened read-only: a new open file of the same object, which a descriptor
+   duplicate is not (F_SETFL cannot change the access mode). */
+static int reopen_read_only(int fd, int *out) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  int ro = xm__posix_injected() ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+  if (ro < 0) return xm__fail_os(XM_E_SYSTEM_CALL, errno, "open(/proc/self/fd/N, O_RDONLY)");
+  *out = ro;
+  return XM_OK;
+}
+
+int xm__os_shm_clone_readonly(xm_descriptor d, xm_descriptor *out) {
+  int seals = xm__posix_injected() ? -1 : fcntl(d, F_GET_SEALS);
+  if (seals < 0) {
+    if (errno == EINVAL)
+      return xm__fail_os(XM_E_NOT_IMPLEMENTED, errno,
+                         "fcntl(F_GET_SEALS): read-only sharing needs a sealable memfd, and this object is not one");
+    return xm__posix_fail_errno("fcntl(F_GET_SEALS)");
+  }
+  const bool write_sealed = (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) != 0;
+  if (!write_sealed && (seals & F_SEAL_SEAL))
+    return xm__fail(XM_E_INVALID_ARGUMENT, "the object is sealed against new seals (F_SEAL_SEAL) and has no write "
+                                           "seal: F_SEAL_FUTURE_WRITE cannot be added to make it read-only");
+  /* The reopen first: if it fails, the object is left unsealed. */
+  int ro = -1;
+  int rc = reopen_read_only(d, &ro);
+  if (rc) return rc;
+  if (!write_sealed && (xm__posix_injected() || fcntl(d, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0)) {
+    int e = errno;
+    close(ro);
+    if (e == EINVAL)
+      return xm__fail_os(XM_E_NOT_IMPLEMENTED, e, "fcntl(F_ADD_SEALS, F_SEAL_FUTURE_WRITE), which needs Linux 5.1");
+    return xm__fail_os(XM_E_SYSTEM_CALL, e, "fcntl(F_ADD_SEALS, F_SEAL_FUTURE_WRITE)");
+  }
+  *out = ro;
   return XM_OK;
 }
 

@@ -50,6 +50,9 @@ static BOOL CALLBACK resolve_api(INIT_ONCE *once, void *param, void **context) {
   api.virtual_alloc2 = (xm__win_virtual_alloc2_fn)lookup(kernelbase, "VirtualAlloc2");
   api.map_view_of_file3 = (xm__win_map_view3_fn)lookup(kernelbase, "MapViewOfFile3");
   api.unmap_view_of_file2 = (xm__win_unmap_view2_fn)lookup(kernelbase, "UnmapViewOfFile2");
+  f = lookup(kernel32, "K32QueryWorkingSetEx");
+  if (!f) f = lookup(kernelbase, "QueryWorkingSetEx");
+  api.query_working_set_ex = (xm__win_query_working_set_ex_fn)f;
   return TRUE;
 }
 

@@ -115,7 +115,7 @@ static int place(const struct placement *pl, void **view) {
 }
 
 /* SeLockMemoryPrivilege must be held and enabled for SEC_LARGE_PAGES. */
-static int enable_lock_memory_privilege(void) {
+int xm__win_enable_lock_memory_privilege(void) {
   const struct xm__win_api *api = xm__win_api();
   if (!api) return xm__win_fail_last("LoadLibraryExW(advapi32.dll)");
   if (!api->open_process_token || !api->adjust_token_privileges)
@@ -173,7 +173,7 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
     if (req->huge_page_size != 0 && req->huge_page_size != large)
       return xm__fail(XM_E_NOT_IMPLEMENTED, "large pages here are %zu bytes, not %zu", large, req->huge_page_size);
     if (size > SIZE_MAX - 2 * large) return xm__fail_overflow(size, large);
-    int rc = enable_lock_memory_privilege();
+    int rc = xm__win_enable_lock_memory_privilege();
     if (rc) return rc;
     if ((req->flags & XM__OPT_FIXED_NOREPLACE) && (uintptr_t)req->fixed_addr % large != 0)
       return xm__fail(XM_E_NOT_PAGE_ALIGNED, "a large-page view's address must be a multiple of %zu bytes", large);

@@ -41,6 +41,11 @@ typedef BOOL(WINAPI *xm__win_adjust_privileges_fn)(HANDLE, BOOL, TOKEN_PRIVILEGE
 typedef void *(WINAPI *xm__win_virtual_alloc2_fn)(HANDLE, void *, SIZE_T, ULONG, ULONG, void *, ULONG);
 typedef void *(WINAPI *xm__win_map_view3_fn)(HANDLE, HANDLE, void *, ULONG64, SIZE_T, ULONG, ULONG, void *, ULONG);
 typedef BOOL(WINAPI *xm__win_unmap_view2_fn)(HANDLE, void *, ULONG);
+typedef struct {
+  void *VirtualAddress;
+  ULONG_PTR VirtualAttributes; /* PSAPI_WORKING_SET_EX_BLOCK: bit 0 valid, bit 23 a large page */
+} xm__win_working_set_ex_info; /* PSAPI_WORKING_SET_EX_INFORMATION */
+typedef BOOL(WINAPI *xm__win_query_working_set_ex_fn)(HANDLE, void *, DWORD);
 
 /* Functions that not every Windows (nor Wine, nor mingw-w64's import libraries) has; a NULL member
    is one this system lacks. */
@@ -52,6 +57,7 @@ struct xm__win_api {
   xm__win_virtual_alloc2_fn virtual_alloc2; /* Windows 10 1803: placeholders */
   xm__win_map_view3_fn map_view_of_file3;
   xm__win_unmap_view2_fn unmap_view_of_file2;
+  xm__win_query_working_set_ex_fn query_working_set_ex; /* kernel32 K32QueryWorkingSetEx (Windows 7) */
 };
 /* The APIs, resolved once. NULL (GetLastError() says why) only when a DLL that exists could not be
    loaded: nothing is cached then, and the next call tries again. */
@@ -92,6 +98,8 @@ HANDLE xm__win_create_section(HANDLE file, DWORD protect, uint64_t max_size);
 HANDLE xm__win_create_memory_section(uint64_t size, bool exec);
 
 /* ---- address space and protections (map_windows.c) ------------------------------------------- */
+/* Enables SeLockMemoryPrivilege in the process token, which SEC_LARGE_PAGES needs. */
+int xm__win_enable_lock_memory_privilege(void);
 /* VirtualAlloc(MEM_RESERVE, PAGE_NOACCESS) at at (NULL: anywhere), or NULL with GetLastError(). */
 void *xm__win_reserve(void *at, size_t size);
 
