@@ -496,6 +496,7 @@ static int commit_pieces(xm_region *r, size_t offset, size_t len, xm_prot prot, 
       rc = xm__fail(XM_E_ACCESS, "commit with protection 0x%x: offset %zu of the arena was added with 0x%x", prot, at,
                     p->prot);
   }
+  bool held = rc ? false : xm__dirty_begin_touch((unsigned char *)a->os.base + offset, len);
   for (size_t k = first; k < a->count && a->pieces[k].offset < end && !rc; k++) {
     const struct xm__arena_piece *p = &a->pieces[k];
     size_t from = p->offset > offset ? p->offset : offset;
@@ -511,6 +512,7 @@ static int commit_pieces(xm_region *r, size_t offset, size_t len, xm_prot prot, 
     void *addr = (unsigned char *)a->os.base + from;
     rc = decommit ? xm__os_decommit(&view, addr, to - from) : xm__os_commit(&view, addr, to - from, prot);
   }
+  xm__dirty_end_touch(held, (unsigned char *)a->os.base + offset, len);
   xm__os_mutex_unlock(&a->mutex);
   return rc;
 }

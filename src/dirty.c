@@ -100,6 +100,27 @@ void xm__dirty_end_change(bool held, void *addr, size_t len, void *arena_base, c
   xm__os_mutex_unlock(&registry_lock);
 }
 
+/* Pages whose contents the OS changes or fills (commit, decommit): reported at the next collect,
+   and lifted to the owner's protection first, because Linux populates for writing and removes
+   only what may be written. A failed lift is harmless: the pages are marked, the hook lifts them. */
+bool xm__dirty_begin_touch(void *addr, size_t len) {
+  if (!xm__dirty_begin_change(addr, len)) return false;
+  unsigned char *a = addr;
+  for (struct xm_dirty *d = first_from(a); d && overlaps(d, a, len); d = d->next) {
+    unsigned char *lo = a > d->base ? a : d->base, *hi = a + len < xm__dirty_end(d) ? a + len : xm__dirty_end(d);
+    size_t from = (size_t)(lo - d->base) / d->page, to = ((size_t)(hi - d->base) + d->page - 1) / d->page;
+    if (d->uffd) {
+      for (size_t i = from; i < to; i++)
+        xm__dirty_mark(d, i);
+    } else {
+      (void)xm__dirty_protect_lift(d, from, to);
+    }
+  }
+  return true;
+}
+
+void xm__dirty_end_touch(bool held, void *addr, size_t len) { xm__dirty_end_change(held, addr, len, NULL, NULL, 0); }
+
 /* ---- creation ------------------------------------------------------------------------------ */
 enum choice { CHOOSE_PROBE, CHOOSE_PROTECT, CHOOSE_UFFD };
 

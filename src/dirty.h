@@ -45,6 +45,8 @@ void xm__dirty_protect_stop(struct xm_dirty *d);
 /* Marks every page lifted and gives each its owner's protection back: the recovery when the OS
    refuses per-page protection, and the end of tracking. */
 int xm__dirty_protect_lift_all(struct xm_dirty *d);
+/* Marks pages [from, to) of the range and gives them their owner's protection. */
+int xm__dirty_protect_lift(struct xm_dirty *d, size_t from, size_t to);
 /* Re-protects the lifted pages: XM_OK, or a failure after which everything is lifted (and stays
    reported) — collect then reports the whole range. */
 int xm__dirty_protect_rearm(struct xm_dirty *d);

@@ -23,9 +23,9 @@ enum { RETRY_LIMIT = 64 };
 
 /* Gives runs of pages the owner lets be written the owner's protection (writable) or the owner's
    without write, each run one OS call that never crosses a view start; only marked pages when
-   only_marked. */
-static int apply_runs(struct xm_dirty *d, bool only_marked, bool writable) {
-  for (size_t i = 0; i < d->npages;) {
+   only_marked; pages [from, to) of the range. */
+static int apply_runs(struct xm_dirty *d, size_t from, size_t to, bool only_marked, bool writable) {
+  for (size_t i = from; i < to;) {
     if (only_marked && i % 32 == 0 && atomic_load_explicit(&d->bits[i / 32], memory_order_relaxed) == 0) {
       i += 32;
       continue;
@@ -36,7 +36,7 @@ static int apply_runs(struct xm_dirty *d, bool only_marked, bool writable) {
       continue;
     }
     size_t j = i + 1;
-    while (j < d->npages && !(d->owner[j] & XM__PAGE_VIEW_START) && xm__dirty_owner(d, j) == owner &&
+    while (j < to && !(d->owner[j] & XM__PAGE_VIEW_START) && xm__dirty_owner(d, j) == owner &&
            (!only_marked || xm__dirty_test(d, j)))
       j++;
     int rc = xm__os_protect(d->view, d->base + i * d->page, (j - i) * d->page,
@@ -50,11 +50,17 @@ static int apply_runs(struct xm_dirty *d, bool only_marked, bool writable) {
 int xm__dirty_protect_lift_all(struct xm_dirty *d) {
   for (size_t i = 0; i < d->npages; i++)
     xm__dirty_mark(d, i);
-  return apply_runs(d, false, true);
+  return apply_runs(d, 0, d->npages, false, true);
+}
+
+int xm__dirty_protect_lift(struct xm_dirty *d, size_t from, size_t to) {
+  for (size_t i = from; i < to; i++)
+    xm__dirty_mark(d, i);
+  return apply_runs(d, from, to, false, true);
 }
 
 int xm__dirty_protect_rearm(struct xm_dirty *d) {
-  int rc = apply_runs(d, true, false);
+  int rc = apply_runs(d, 0, d->npages, true, false);
   if (rc) (void)xm__dirty_protect_lift_all(d);
   return rc;
 }
@@ -83,7 +89,7 @@ static xm_fault_action on_fault(const xm_fault *f, void *user) {
 int xm__dirty_protect_start(struct xm_dirty *d) {
   int rc = xm_fault_hook_add(d->base, d->npages * d->page, on_fault, d, &d->hook);
   if (rc) return rc;
-  if (apply_runs(d, false, false) == XM_OK) return XM_OK;
+  if (apply_runs(d, 0, d->npages, false, false) == XM_OK) return XM_OK;
   rc = xm__dirty_protect_lift_all(d); /* the range starts lifted and reported, as after a failed collect */
   if (rc) {
     xm_fault_hook_remove(d->hook);

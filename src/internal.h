@@ -133,6 +133,10 @@ int xm__protect_tracked(const struct xm__os_view *view, void *addr, size_t len, 
    runs) until end, which tells them the window's new pieces now[0..n) (offsets from arena_base;
    n = 0: nothing changed). begin returns whether it held any; end takes that answer. */
 bool xm__dirty_begin_change(void *addr, size_t len);
+/* The same bracket around an OS call that fills or empties pages (commit, decommit): tracked pages
+   in [addr, addr + len) are reported at the next collect and lifted to the owner's protection. */
+bool xm__dirty_begin_touch(void *addr, size_t len);
+void xm__dirty_end_touch(bool held, void *addr, size_t len);
 void xm__dirty_end_change(bool held, void *addr, size_t len, void *arena_base, const struct xm__arena_piece *now,
                           size_t n);
 

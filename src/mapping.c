@@ -368,12 +368,18 @@ static int mapping_region_commit(xm_region *r, size_t offset, size_t size, xm_pr
                     "commit with protection 0x%x: the mapping's pages at offset=%zu len=%zu have another "
                     "one (commit with the protection the pages have)",
                     prot, offset, size);
-  return xm__os_commit(&m->view, m->pub.base + offset, size, prot);
+  bool held = xm__dirty_begin_touch(m->pub.base + offset, size);
+  int rc = xm__os_commit(&m->view, m->pub.base + offset, size, prot);
+  xm__dirty_end_touch(held, m->pub.base + offset, size);
+  return rc;
 }
 
 static int mapping_region_decommit(xm_region *r, size_t offset, size_t size) {
   const xm_mapping *m = r->owner;
-  return xm__os_decommit(&m->view, m->pub.base + offset, size);
+  bool held = xm__dirty_begin_touch(m->pub.base + offset, size);
+  int rc = xm__os_decommit(&m->view, m->pub.base + offset, size);
+  xm__dirty_end_touch(held, m->pub.base + offset, size);
+  return rc;
 }
 
 static const struct xm_region_ops mapping_region_ops = {

@@ -95,11 +95,19 @@ static void external_page_prots(xm_region *r, size_t offset, size_t npages, unsi
 }
 
 static int external_commit(xm_region *r, size_t offset, size_t size, xm_prot prot) {
-  return xm__os_commit(NULL, (unsigned char *)r->ptr + offset, size, prot);
+  unsigned char *addr = (unsigned char *)r->ptr + offset;
+  bool held = xm__dirty_begin_touch(addr, size);
+  int rc = xm__os_commit(NULL, addr, size, prot);
+  xm__dirty_end_touch(held, addr, size);
+  return rc;
 }
 
 static int external_decommit(xm_region *r, size_t offset, size_t size) {
-  return xm__os_decommit(NULL, (unsigned char *)r->ptr + offset, size);
+  unsigned char *addr = (unsigned char *)r->ptr + offset;
+  bool held = xm__dirty_begin_touch(addr, size);
+  int rc = xm__os_decommit(NULL, addr, size);
+  xm__dirty_end_touch(held, addr, size);
+  return rc;
 }
 
 static const struct xm_region_ops external_ops = {

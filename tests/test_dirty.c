@@ -239,6 +239,40 @@ static void arena_pieces_replaced(void **state) {
   xm_arena_free(a);
 }
 
+/* Commit and decommit of tracked pages succeed (Linux populates for writing and removes only
+   writable pages: the tracker lifts them first) and are reported as changed. */
+static void commit_and_decommit_reported(void **state) {
+  (void)state;
+  xm_shm *shm = xt_shm("dirty-commit", 4 * U);
+  xm_mapping *m = xt_map_shm(shm, 4 * U, 0, XM_PROT_READ_WRITE);
+  xm_region *r = xm_mapping_region(m);
+  unsigned char *p = xm_mapping_ptr(m);
+  const size_t n = 4 * U / PAGE, per = U / PAGE;
+  xm_dirty *d = track(r, 0, 4 * U);
+  uint64_t *bits = calloc((n + 63) / 64, 8);
+  assert_non_null(bits);
+  size_t count = 0;
+  XT_OK(xm_region_decommit(r, U, U));
+  XT_OK(xm_dirty_collect(d, bits, n, &count));
+  assert_int_equal(count, per);
+  for (size_t i = per; i < 2 * per; i++)
+    assert_true((bits[i / 64] >> (i % 64)) & 1);
+  XT_OK(xm_region_commit(r, 2 * U, U, XM_PROT_READ_WRITE));
+  XT_OK(xm_dirty_collect(d, bits, n, &count));
+  assert_int_equal(count, per);
+  assert_true((bits[(2 * per) / 64] >> ((2 * per) % 64)) & 1);
+  XT_OK(xm_dirty_collect(d, bits, n, &count));
+  assert_int_equal(count, 0);
+  p[U + 5] = 1; /* tracked again after the decommit */
+  XT_OK(xm_dirty_collect(d, bits, n, &count));
+  assert_int_equal(count, 1);
+  assert_true((bits[per / 64] >> (per % 64)) & 1);
+  free(bits);
+  xm_dirty_free(d);
+  xm_mapping_free(m);
+  xm_shm_free(shm);
+}
+
 /* Two trackers on two regions at once report each its own pages. */
 static void two_regions(void **state) {
   (void)state;
@@ -513,6 +547,7 @@ int main(void) {
       cmocka_unit_test(safe_copy_recorded),
       cmocka_unit_test(owner_protection_kept),
       cmocka_unit_test(arena_pieces_replaced),
+      cmocka_unit_test(commit_and_decommit_reported),
       cmocka_unit_test(two_regions),
       cmocka_unit_test(refused_protection_recovers),
       cmocka_unit_test(writers_race_collector),
