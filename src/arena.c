@@ -3,20 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-
-struct xm_arena {
-  struct xm_region region;   /* ptr = the reservation's base, size = the size asked for */
-  struct xm__os_mutex mutex; /* serializes every operation on the pieces and the OS state */
-  struct xm__os_arena os;    /* base NULL for an empty arena */
-  size_t size;               /* the size asked for; the pieces cover it rounded up to the unit */
-  struct xm__arena_piece *pieces;
-  size_t count, cap;
-  /* The owner's protection of every page of the reservation, once xm_region_protect has changed
-     any (NULL until then: each piece is at the protection it was added with); adds and removes
-     reset the pages they replace. Read and written with the mutex held. */
-  unsigned char *page_prot;
-};
+#include "arena.h"
 
 static const struct xm_region_ops arena_region_ops;
 
@@ -131,25 +118,6 @@ static void merge_reserved(struct xm__arena_piece *list, size_t *n) {
   *n = w;
 }
 
-/* A piece's protection as it was added (unmapped space has none), as memset takes it. */
-static int owner_prot(const struct xm__arena_piece *p) { return xm__piece_is_mapped(p) ? (int)p->prot : 0; }
-
-static void set_pages(xm_arena *a, const struct xm__arena_piece *p, size_t from, size_t to, const unsigned char *prot,
-                      size_t first);
-
-/* The pages of the pieces a change established get their pieces' protection. Remainders keep the
-   owner's, which a back end that maps them again (Windows) gets back here; should that fail, the
-   OS allows other than the bookkeeping says until the next change of those pages. */
-static void reset_page_prots(xm_arena *a, const struct xm__arena_piece *now, size_t n) {
-  const size_t page = xm__page_size();
-  for (size_t k = 0; k < n; k++) {
-    if ((now[k].flags & XM__PIECE_NEW) || !xm__piece_is_mapped(&now[k]))
-      memset(a->page_prot + now[k].offset / page, owner_prot(&now[k]), now[k].size / page);
-    else
-      set_pages(a, &now[k], now[k].offset, now[k].offset + now[k].size, a->page_prot, 0);
-  }
-}
-
 /* Replaces [offset, offset + size) (unit multiples, inside the reservation) with what = a mapping
    of kind (ANON / DESCRIPTOR, with a fresh backing that this call takes over) or reserved space
    (RESERVED). Called with the mutex held. On failure the back end has left the window consistent
@@ -212,7 +180,7 @@ static int change(xm_arena *a, size_t offset, size_t size, const struct xm__aren
     return rc;
   }
   xm__dirty_end_change(held, window, window_size, a->os.base, now, n_now);
-  if (a->page_prot) reset_page_prots(a, now, n_now);
+  if (a->page_prot) xm__arena_reset_page_prots(a, now, n_now);
   for (size_t k = 0; k < n_now; k++) {
     if (!xm__piece_is_mapped(&now[k]) && now[k].backing) { /* the back end could not establish it */
       unref(now[k].backing);
@@ -312,6 +280,8 @@ void xm_arena_free(xm_arena *a) {
 }
 
 /* ---- the arena as a region ------------------------------------------------------------------ */
+size_t xm__arena_find_piece(const xm_arena *a, size_t offset) { return find_piece(a, offset); }
+
 static struct xm__os_view piece_view(const xm_arena *a, const struct xm__arena_piece *p) {
   void *base = (unsigned char *)a->os.base + p->offset;
   return (struct xm__os_view){.base = base,
@@ -320,6 +290,10 @@ static struct xm__os_view piece_view(const xm_arena *a, const struct xm__arena_p
                               .reservation_size = p->size,
                               .file = xm__os_no_descriptor(),
                               .flags = p->os_flags};
+}
+
+struct xm__os_view xm__arena_piece_view(const xm_arena *a, const struct xm__arena_piece *p) {
+  return piece_view(a, p);
 }
 
 /* Applies fn to the part of every mapped piece that [offset, offset + len) covers, in order,
@@ -391,93 +365,6 @@ static int arena_region_remove_mapping(xm_region *r, size_t offset, size_t size)
   return xm_arena_remove(r->owner, offset, size);
 }
 
-/* ---- protection --------------------------------------------------------------------------------
-   Piece by piece (Windows changes protection view by view), each never above what it was added
-   with, all or nothing: every check comes before the first OS call, and a failure midway puts the
-   pieces already changed back page by page. */
-static unsigned char piece_prot_at(const xm_arena *a, const struct xm__arena_piece *p, size_t page_index) {
-  if (!xm__piece_is_mapped(p)) return XM_PROT_NONE;
-  return a->page_prot ? a->page_prot[page_index] : (unsigned char)p->prot;
-}
-
-/* Gives [from, to) of piece p the protection prot[] holds for each page from page `first` on, one
-   OS call per run of equal protection. */
-static void set_pages(xm_arena *a, const struct xm__arena_piece *p, size_t from, size_t to, const unsigned char *prot,
-                      size_t first) {
-  const size_t page = xm__page_size();
-  struct xm__os_view view = piece_view(a, p);
-  for (size_t at = from, end; at < to; at = end) {
-    for (end = at + page; end < to && prot[end / page - first] == prot[at / page - first]; end += page) {}
-    (void)xm__protect_tracked(&view, (unsigned char *)a->os.base + at, end - at, prot[at / page - first]);
-  }
-}
-
-/* [*lo, *hi): the part of [from, to) that piece p covers. */
-static void clip(const struct xm__arena_piece *p, size_t from, size_t to, size_t *lo, size_t *hi) {
-  *lo = p->offset > from ? p->offset : from;
-  *hi = p->offset + p->size < to ? p->offset + p->size : to;
-}
-
-/* The per-page bookkeeping, made at the first protection change. */
-static int need_page_prots(xm_arena *a) {
-  const size_t page = xm__page_size();
-  if (a->page_prot) return XM_OK;
-  a->page_prot = malloc(a->os.size / page);
-  if (!a->page_prot) return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's protection bookkeeping");
-  for (size_t k = 0; k < a->count; k++)
-    memset(a->page_prot + a->pieces[k].offset / page, owner_prot(&a->pieces[k]), a->pieces[k].size / page);
-  return XM_OK;
-}
-
-static int arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot prot) {
-  xm_arena *a = r->owner;
-  if (prot & ~XM__PROT_ALL) return xm__fail(XM_E_INVALID_ARGUMENT, "protection 0x%x has unknown bits", prot);
-  if (!xm__range_inside(offset, len, a->size)) return xm__fail_address(offset, len, a->size);
-  if (len == 0) return XM_OK;
-  const size_t page = xm__page_size();
-  const size_t first = offset / page, n = (offset + len - 1) / page - first + 1;
-  const size_t from = first * page, to = from + n * page; /* inside the unit-rounded reservation */
-  xm__os_mutex_lock(&a->mutex);
-  int rc = XM_OK;
-  for (size_t k = find_piece(a, from); !rc && k < a->count && a->pieces[k].offset < to; k++) {
-    const struct xm__arena_piece *p = &a->pieces[k];
-    size_t lo, hi;
-    clip(p, from, to, &lo, &hi);
-    if (!xm__piece_is_mapped(p))
-      rc = xm__fail(XM_E_INVALID_ADDRESS, "arena offset=%zu size=%zu inside offset=%zu len=%zu is not mapped", lo,
-                    hi - lo, offset, len);
-    else if (!xm_prot_allows(p->prot, prot))
-      rc = xm__fail(XM_E_ACCESS, "protection 0x%x is above the 0x%x the piece at arena offset %zu was added with", prot,
-                    p->prot, p->offset);
-  }
-  if (!rc) rc = need_page_prots(a); /* the only allocation, once per arena (hooks may call this) */
-  if (rc) {
-    xm__os_mutex_unlock(&a->mutex);
-    return rc;
-  }
-  size_t k0 = find_piece(a, from), k = k0;
-  for (; k < a->count && a->pieces[k].offset < to; k++) {
-    const struct xm__arena_piece *p = &a->pieces[k];
-    size_t lo, hi;
-    clip(p, from, to, &lo, &hi);
-    struct xm__os_view view = piece_view(a, p);
-    rc = xm__protect_tracked(&view, (unsigned char *)a->os.base + lo, hi - lo, prot);
-    if (rc) break;
-  }
-  if (rc) { /* the pieces before k changed: put them back, keeping the first failure's message */
-    for (size_t j = k0; j < k; j++) {
-      const struct xm__arena_piece *p = &a->pieces[j];
-      size_t lo, hi;
-      clip(p, from, to, &lo, &hi);
-      set_pages(a, p, lo, hi, a->page_prot, 0); /* not updated yet: the old protection */
-    }
-  } else {
-    memset(a->page_prot + first, (int)prot, n);
-  }
-  xm__os_mutex_unlock(&a->mutex);
-  return rc;
-}
-
 /* Commit and decommit act on mapped pieces only: the whole range is checked first, so that a
    refusal changes nothing. Then piece by piece (a Windows commit cannot cross views). */
 static int commit_pieces(xm_region *r, size_t offset, size_t len, xm_prot prot, bool decommit) {
@@ -517,24 +404,6 @@ static int commit_pieces(xm_region *r, size_t offset, size_t len, xm_prot prot, 
   return rc;
 }
 
-static void arena_page_prots(xm_region *r, size_t offset, size_t npages, unsigned char *prot,
-                             const struct xm__os_view **view, void (*with_lock_held)(void *ctx), void *ctx) {
-  xm_arena *a = r->owner;
-  *view = NULL; /* pieces are never copy-on-write views: the address is all the OS needs */
-  const size_t page = xm__page_size(), end = offset + npages * page;
-  xm__os_mutex_lock(&a->mutex);
-  for (size_t k = find_piece(a, offset); k < a->count && a->pieces[k].offset < end; k++) {
-    const struct xm__arena_piece *p = &a->pieces[k];
-    size_t lo, hi;
-    clip(p, offset, end, &lo, &hi);
-    for (size_t at = lo; at < hi; at += page)
-      prot[(at - offset) / page] = piece_prot_at(a, p, at / page);
-    if (lo == p->offset) prot[(lo - offset) / page] |= XM__PAGE_VIEW_START;
-  }
-  with_lock_held(ctx);
-  xm__os_mutex_unlock(&a->mutex);
-}
-
 static int arena_region_commit(xm_region *r, size_t offset, size_t len, xm_prot prot) {
   return commit_pieces(r, offset, len, prot, false);
 }
@@ -548,8 +417,8 @@ static const struct xm_region_ops arena_region_ops = {
     .remove_mapping = arena_region_remove_mapping,
     .msync = arena_region_msync,
     .advise = arena_region_advise,
-    .protect = arena_region_protect,
-    .page_prots = arena_page_prots,
+    .protect = xm__arena_region_protect,
+    .page_prots = xm__arena_page_prots,
     .commit = arena_region_commit,
     .decommit = arena_region_decommit,
 };
