@@ -3,16 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-
-struct xm_arena {
-  struct xm_region region;   /* ptr = the reservation's base, size = the size asked for */
-  struct xm__os_mutex mutex; /* serializes every operation on the pieces and the OS state */
-  struct xm__os_arena os;    /* base NULL for an empty arena */
-  size_t size;               /* the size asked for; the pieces cover it rounded up to the unit */
-  struct xm__arena_piece *pieces;
-  size_t count, cap;
-};
+#include "arena.h"
 
 static const struct xm_region_ops arena_region_ops;
 
@@ -206,12 +197,18 @@ static int change(xm_arena *a, size_t offset, size_t size, const struct xm__aren
   for (size_t k = 0; k < n_now; k++)
     if (now[k].backing) now[k].backing->refs++;
   bool kept = false;
+  unsigned char *window = (unsigned char *)a->os.base + old[0].offset;
+  size_t window_size = old[n_old - 1].offset + old[n_old - 1].size - old[0].offset;
+  bool held = xm__dirty_begin_change(window, window_size); /* write trackers see the change as one step */
   int rc = xm__os_arena_change(&a->os, old, n_old, now, n_now, d, &kept);
   if (rc && kept) { /* nothing changed: the list stays, and the new backing goes */
+    xm__dirty_end_change(held, window, window_size, a->os.base, now, 0);
     for (size_t k = 0; k < n_now; k++)
       unref(now[k].backing);
     return rc;
   }
+  xm__dirty_end_change(held, window, window_size, a->os.base, now, n_now);
+  if (a->page_prot) xm__arena_reset_page_prots(a, now, n_now);
   for (size_t k = 0; k < n_now; k++) {
     if (!xm__piece_is_mapped(&now[k]) && now[k].backing) { /* the back end could not establish it */
       unref(now[k].backing);
@@ -305,11 +302,28 @@ void xm_arena_free(xm_arena *a) {
   for (size_t k = 0; k < a->count; k++)
     unref(a->pieces[k].backing);
   free(a->pieces);
+  free(a->page_prot);
   xm__os_mutex_destroy(&a->mutex);
   free(a);
 }
 
 /* ---- the arena as a region ------------------------------------------------------------------ */
+size_t xm__arena_find_piece(const xm_arena *a, size_t offset) { return find_piece(a, offset); }
+
+static struct xm__os_view piece_view(const xm_arena *a, const struct xm__arena_piece *p) {
+  void *base = (unsigned char *)a->os.base + p->offset;
+  return (struct xm__os_view){.base = base,
+                              .size = p->size,
+                              .reservation = base,
+                              .reservation_size = p->size,
+                              .file = xm__os_no_descriptor(),
+                              .flags = p->os_flags};
+}
+
+struct xm__os_view xm__arena_piece_view(const xm_arena *a, const struct xm__arena_piece *p) {
+  return piece_view(a, p);
+}
+
 /* Applies fn to the part of every mapped piece that [offset, offset + len) covers, in order,
    stopping at the first failure. Reserved space has no memory to sync or advise: it is skipped.
    Called with the mutex held. */
@@ -322,17 +336,8 @@ static int for_each_mapped(const xm_arena *a, size_t offset, size_t len, xm_advi
     if (!xm__piece_is_mapped(p)) continue;
     size_t from = p->offset > offset ? p->offset : offset;
     size_t to = p->offset + p->size < end ? p->offset + p->size : end;
-    void *base = (unsigned char *)a->os.base + p->offset;
-    struct xm__os_view view = {
-        .base = base,
-        .size = p->size,
-        .reservation = base,
-        .reservation_size = p->size,
-        .file = xm__os_no_descriptor(),
-        .section = NULL,
-        .flags = p->os_flags,
-    };
-    int rc = fn(base, p->size, from - p->offset, to - from, advice, &view);
+    struct xm__os_view view = piece_view(a, p);
+    int rc = fn(view.base, p->size, from - p->offset, to - from, advice, &view);
     if (rc) return rc;
   }
   return XM_OK;
@@ -406,6 +411,7 @@ static int commit_pieces(xm_region *r, size_t offset, size_t len, xm_prot prot, 
       rc = xm__fail(XM_E_ACCESS, "commit with protection 0x%x: offset %zu of the arena was added with 0x%x", prot, at,
                     p->prot);
   }
+  bool held = rc ? false : xm__dirty_begin_touch((unsigned char *)a->os.base + offset, len);
   for (size_t k = first; k < a->count && a->pieces[k].offset < end && !rc; k++) {
     const struct xm__arena_piece *p = &a->pieces[k];
     size_t from = p->offset > offset ? p->offset : offset;
@@ -421,6 +427,7 @@ static int commit_pieces(xm_region *r, size_t offset, size_t len, xm_prot prot, 
     void *addr = (unsigned char *)a->os.base + from;
     rc = decommit ? xm__os_decommit(&view, addr, to - from) : xm__os_commit(&view, addr, to - from, prot);
   }
+  xm__dirty_end_touch(held, (unsigned char *)a->os.base + offset, len);
   xm__os_mutex_unlock(&a->mutex);
   return rc;
 }
@@ -438,6 +445,8 @@ static const struct xm_region_ops arena_region_ops = {
     .remove_mapping = arena_region_remove_mapping,
     .msync = arena_region_msync,
     .advise = arena_region_advise,
+    .protect = xm__arena_region_protect,
+    .page_prots = xm__arena_page_prots,
     .commit = arena_region_commit,
     .decommit = arena_region_decommit,
 };

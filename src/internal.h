@@ -44,10 +44,19 @@ struct xm_region_ops {
   int (*remove_mapping)(xm_region *r, size_t offset, size_t size);
   int (*msync)(const xm_region *r, size_t offset, size_t size);
   int (*advise)(const xm_region *r, size_t offset, size_t size, xm_advice advice);
+  int (*protect)(xm_region *r, size_t offset, size_t len, xm_prot prot);
+  /* For a write tracker: fills prot[0..npages) with the owner's protection of each page from offset
+     (page-aligned, inside the region) or'ed with XM__PAGE_VIEW_START on the first page of each OS
+     view, sets *view (what xm__os_protect needs for this memory, or NULL), and calls
+     with_lock_held(ctx) while no protection or piece change of the region can run. */
+  void (*page_prots)(xm_region *r, size_t offset, size_t npages, unsigned char *prot, const struct xm__os_view **view,
+                     void (*with_lock_held)(void *ctx), void *ctx);
   /* xm_region_commit / _decommit on a validated range: page multiples, inside, > 0, known prot. */
   int (*commit)(xm_region *r, size_t offset, size_t size, xm_prot prot);
   int (*decommit)(xm_region *r, size_t offset, size_t size);
 };
+/* The first page of an OS view (an arena piece, a mapping): a protection change never spans it. */
+#define XM__PAGE_VIEW_START 0x80u
 struct xm_region {
   const struct xm_region_ops *ops;
   void *ptr;
@@ -108,6 +117,28 @@ int xm__advise_range(void *base, size_t size, size_t offset, size_t len, xm_advi
    the page); a range leaving the region fails with range_status. */
 int xm__sync_range(void *base, size_t size, size_t offset, size_t len, xm_sync mode, const struct xm__os_view *view,
                    int range_status);
+
+/* ---- write tracking (dirty.c, dirty_protect.c) ------------------------------------------------
+ * Every protection change of memory the library owns (xm_mapping_protect, xm_region_protect) goes
+ * through xm__protect_tracked, and every arena change through the xm__dirty_*_change pair, so that
+ * a "protect" tracker on that memory keeps its clean pages write-protected and knows the owner's
+ * protection, and a tracker of either strategy reports replaced pieces. With no tracker alive they
+ * cost one atomic load. Lock order: arena mutex, then the tracker registry, then trackers by
+ * address; a fault hook takes only its own tracker's lock, and no lock is held while the library
+ * touches tracked memory. */
+/* xm__os_protect(view, addr, len, prot) (prot being the owner's new protection), keeping what
+   trackers need: on failure the OS state is as before. */
+int xm__protect_tracked(const struct xm__os_view *view, void *addr, size_t len, xm_prot prot);
+/* Brackets an arena change of [addr, addr + len): trackers overlapping it are held (no collect
+   runs) until end, which tells them the window's new pieces now[0..n) (offsets from arena_base;
+   n = 0: nothing changed). begin returns whether it held any; end takes that answer. */
+bool xm__dirty_begin_change(void *addr, size_t len);
+/* The same bracket around an OS call that fills or empties pages (commit, decommit): tracked pages
+   in [addr, addr + len) are reported at the next collect and lifted to the owner's protection. */
+bool xm__dirty_begin_touch(void *addr, size_t len);
+void xm__dirty_end_touch(bool held, void *addr, size_t len);
+void xm__dirty_end_change(bool held, void *addr, size_t len, void *arena_base, const struct xm__arena_piece *now,
+                          size_t n);
 
 /* Checked slice [offset, offset + count) of [addr, addr + size) (slice.c). */
 int xm__slice_range(void *addr, size_t size, size_t offset, size_t count, xm_slice *out);

@@ -244,7 +244,7 @@ static int protect_locked(xm_mapping *m, size_t offset, size_t len, xm_prot prot
     store_prot(&m->prot, old & prot);
   }
   update_limits(m);
-  int rc = xm__os_protect(&m->view, (unsigned char *)m->view.base + first * page, n * page, prot);
+  int rc = xm__protect_tracked(&m->view, (unsigned char *)m->view.base + first * page, n * page, prot);
   if (rc) { /* put back what was there */
     if (was_mixed)
       for (size_t i = 0; i < n; i++)
@@ -331,6 +331,25 @@ static int mapping_region_advise(const xm_region *r, size_t offset, size_t size,
   return xm__advise_range(m->pub.base, m->pub.size, offset, size, advice, &m->view, XM_E_INVALID_ADDRESS);
 }
 
+static int mapping_region_protect(xm_region *r, size_t offset, size_t len, xm_prot prot) {
+  return xm_mapping_protect(r->owner, offset, len, prot);
+}
+
+/* Under the protection lock, so that no xm_mapping_protect runs between reading the bookkeeping
+   and the tracker's start (lock order: this lock, then the tracker registry). */
+static void mapping_page_prots(xm_region *r, size_t offset, size_t npages, unsigned char *prot,
+                               const struct xm__os_view **view, void (*with_lock_held)(void *ctx), void *ctx) {
+  xm_mapping *m = r->owner;
+  const size_t page = xm__page_size(), first = (xm__view_skew(m) + offset) / page;
+  protect_lock(m);
+  for (size_t i = 0; i < npages; i++)
+    prot[i] = m->mixed ? m->page_prot[first + i] : m->prot;
+  if (first == 0) prot[0] |= XM__PAGE_VIEW_START;
+  *view = &m->view;
+  with_lock_held(ctx);
+  protect_unlock(m);
+}
+
 /* Whether every page of [offset, offset + len) has exactly protection prot. */
 static bool range_has_prot(const xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
   if (!__atomic_load_n(&m->mixed, __ATOMIC_ACQUIRE)) return __atomic_load_n(&m->prot, __ATOMIC_RELAXED) == prot;
@@ -349,17 +368,25 @@ static int mapping_region_commit(xm_region *r, size_t offset, size_t size, xm_pr
                     "commit with protection 0x%x: the mapping's pages at offset=%zu len=%zu have another "
                     "one (commit with the protection the pages have)",
                     prot, offset, size);
-  return xm__os_commit(&m->view, m->pub.base + offset, size, prot);
+  bool held = xm__dirty_begin_touch(m->pub.base + offset, size);
+  int rc = xm__os_commit(&m->view, m->pub.base + offset, size, prot);
+  xm__dirty_end_touch(held, m->pub.base + offset, size);
+  return rc;
 }
 
 static int mapping_region_decommit(xm_region *r, size_t offset, size_t size) {
   const xm_mapping *m = r->owner;
-  return xm__os_decommit(&m->view, m->pub.base + offset, size);
+  bool held = xm__dirty_begin_touch(m->pub.base + offset, size);
+  int rc = xm__os_decommit(&m->view, m->pub.base + offset, size);
+  xm__dirty_end_touch(held, m->pub.base + offset, size);
+  return rc;
 }
 
 static const struct xm_region_ops mapping_region_ops = {
     .msync = mapping_region_msync,
     .advise = mapping_region_advise,
+    .protect = mapping_region_protect,
+    .page_prots = mapping_page_prots,
     .commit = mapping_region_commit,
     .decommit = mapping_region_decommit,
 };

@@ -246,23 +246,33 @@ struct xm__os_wp {
   intptr_t handle; /* the userfaultfd, or -1 */
 };
 /* Whether the strategy works here, probed once (every step: the userfaultfd syscall, UFFDIO_API
-   with the asynchronous write-protect features, PAGEMAP_SCAN); when it does not, *why (static
-   text) says which step failed. */
+   with the asynchronous write-protect features, UFFDIO_REGISTER, UFFDIO_WRITEPROTECT and
+   PAGEMAP_SCAN on throwaway shared and anonymous memory); when it does not, *why (static text) says
+   which step failed, else *why is NULL. Thread-safe; not a fault-injection point. A probe that ran
+   short of descriptors or memory is not cached. */
 bool xm__os_wp_available(const char **why);
 /* Starts tracking [addr, addr + len) (page-aligned, > 0; memory of one region: shared memory,
    anonymous or file mappings): registers it and write-protects every page. Protection set with
-   mprotect / VirtualProtect is independent of it. */
+   mprotect / VirtualProtect is independent of it. XM_E_NOT_IMPLEMENTED (with the probe's reason)
+   where xm__os_wp_available says no. Linux refuses (EPERM) a shared mapping the process may never
+   write (a read-only descriptor, a write-sealed memfd). The first start opens /proc/self/pagemap
+   and keeps it for the process (reopened in a forked child). */
 int xm__os_wp_start(void *addr, size_t len, struct xm__os_wp *wp);
-/* Tracks [addr, addr + len) again after its kernel mapping was replaced (an arena piece added
-   inside the tracked range: the new mapping is not registered). The caller reports the range
-   dirty in full at the next collect. */
+/* Tracks [addr, addr + len) again after its kernel mapping was replaced (an arena piece added or
+   removed inside the tracked range: the new mapping, a reservation too, is not registered, and
+   until this call a collect over it fails rather than miss its writes). The caller reports the
+   range dirty in full at the next collect. On failure the rest of the tracker works as before. */
 int xm__os_wp_restart_range(struct xm__os_wp *wp, void *addr, size_t len);
 /* Sets bit (first_bit + i) of bitmap (bit n is bit n % 64 of bitmap[n / 64]) for each page i of
    [addr, addr + len) written since it was last write-protected, write-protects those pages again
    in the same call, and adds the number of pages reported to *count. Bits of unwritten pages are
-   left as they are. */
+   left as they are. On failure (XM_E_SYSTEM_CALL: e.g. EPERM for a mapping in the range that is not
+   tracked) the pages already write-protected again are still set in bitmap and counted, so no
+   write is lost; the rest of the range keeps its writes for the next collect. Writes may race a
+   collect: each is reported by the first collect that starts after it completed, or an earlier one. */
 int xm__os_wp_collect(struct xm__os_wp *wp, void *addr, size_t len, uint64_t *bitmap, size_t first_bit, size_t *count);
-/* Stops tracking [addr, addr + len) and releases the tracker; never fails. */
+/* Stops tracking [addr, addr + len) (lifting the write protection) and releases the tracker;
+   never fails. wp->handle is -1 afterwards. */
 void xm__os_wp_stop(struct xm__os_wp *wp, void *addr, size_t len);
 
 /* ---- fault-injection seam (test builds only) --------------------------------------------------- */

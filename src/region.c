@@ -1,5 +1,6 @@
 /* The MappedRegion interface and external mappings (memory the caller owns). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -27,6 +28,11 @@ int xm_region_msync(const xm_region *r, size_t offset, size_t size) {
 int xm_region_advise(const xm_region *r, size_t offset, size_t len, xm_advice advice) {
   if (!r) return xm__fail(XM_E_INVALID_ARGUMENT, "region must not be NULL");
   return r->ops->advise(r, offset, len, advice);
+}
+
+int xm_region_protect(xm_region *r, size_t offset, size_t len, xm_prot prot) {
+  if (!r) return xm__fail(XM_E_INVALID_ARGUMENT, "region must not be NULL");
+  return r->ops->protect(r, offset, len, prot);
 }
 
 /* Commit and decommit: whole pages inside the region, checked here for every kind of region. */
@@ -64,17 +70,51 @@ static int external_advise(const xm_region *r, size_t offset, size_t size, xm_ad
   return xm__advise_range(r->ptr, r->size, offset, size, advice, NULL, XM_E_INVALID_ADDRESS);
 }
 
+/* As asked, on every page the range touches: the caller owns the memory and its protection (there
+   is no ceiling to check); the OS refuses what the memory cannot take. */
+static int external_protect(xm_region *r, size_t offset, size_t len, xm_prot prot) {
+  if (prot & ~XM__PROT_ALL) return xm__fail(XM_E_INVALID_ARGUMENT, "protection 0x%x has unknown bits", prot);
+  if (!xm__range_inside(offset, len, r->size)) return xm__fail_address(offset, len, r->size);
+  if (len == 0) return XM_OK;
+  uintptr_t start = (uintptr_t)r->ptr + offset;
+  uintptr_t aligned = xm__align_down(start, xm__page_size());
+  size_t page = xm__page_size(), span = len + (size_t)(start - aligned);
+  span = (span + page - 1) & ~(page - 1);
+  return xm__protect_tracked(NULL, (void *)aligned, span, prot);
+}
+
+/* The library cannot know what the caller did to its own memory: a tracker takes it as readable and
+   writable, and follows what xm_region_protect changes afterwards. */
+static void external_page_prots(xm_region *r, size_t offset, size_t npages, unsigned char *prot,
+                                const struct xm__os_view **view, void (*with_lock_held)(void *ctx), void *ctx) {
+  (void)r;
+  (void)offset;
+  memset(prot, XM_PROT_READ_WRITE, npages);
+  *view = NULL;
+  with_lock_held(ctx);
+}
+
 static int external_commit(xm_region *r, size_t offset, size_t size, xm_prot prot) {
-  return xm__os_commit(NULL, (unsigned char *)r->ptr + offset, size, prot);
+  unsigned char *addr = (unsigned char *)r->ptr + offset;
+  bool held = xm__dirty_begin_touch(addr, size);
+  int rc = xm__os_commit(NULL, addr, size, prot);
+  xm__dirty_end_touch(held, addr, size);
+  return rc;
 }
 
 static int external_decommit(xm_region *r, size_t offset, size_t size) {
-  return xm__os_decommit(NULL, (unsigned char *)r->ptr + offset, size);
+  unsigned char *addr = (unsigned char *)r->ptr + offset;
+  bool held = xm__dirty_begin_touch(addr, size);
+  int rc = xm__os_decommit(NULL, addr, size);
+  xm__dirty_end_touch(held, addr, size);
+  return rc;
 }
 
 static const struct xm_region_ops external_ops = {
     .msync = external_msync,
     .advise = external_advise,
+    .protect = external_protect,
+    .page_prots = external_page_prots,
     .commit = external_commit,
     .decommit = external_decommit,
 };

@@ -71,8 +71,10 @@ struct bench {
   size_t page;
   xm_fault_hook **hooks; /* the fault workloads' hooks */
   size_t hook_count;
-  xm_arena *hook_arena;    /* the range the other hooks cover */
-  unsigned char *raw_page; /* the fault baseline's own page */
+  xm_arena *hook_arena;      /* the range the other hooks cover */
+  unsigned char *raw_page;   /* the fault baseline's own page */
+  struct bench_dirty *dirty; /* the write-tracking workloads' state (bench_dirty.c) */
+  bool smoke;                /* --smoke: workloads may shrink what they set up */
   uint64_t sink;
   char error[512];
 };
@@ -119,6 +121,26 @@ int bench_raw_jit(struct bench *b, uint64_t iters, double *seconds);
 int bench_setup_fault(struct bench *b, const struct workload *w);
 void bench_teardown_fault(struct bench *b);
 int bench_xm_fault(struct bench *b, uint64_t iters, double *seconds);
+/* ---- bench_dirty.c: write tracking over 1 GiB, 1% of pages written per round, and its raw
+   baselines in bench_dirty_posix.c / bench_dirty_windows.c ------------------------------------ */
+enum { DIRTY_UFFD_WP, DIRTY_PROTECT }; /* a write-tracking workload's param: the strategy */
+int bench_setup_dirty(struct bench *b, const struct workload *w);
+int bench_xm_dirty(struct bench *b, uint64_t iters, double *seconds);
+int bench_raw_dirty(struct bench *b, uint64_t iters, double *seconds);
+void bench_teardown_dirty(struct bench *b);
+/* A raw tracker of strategy over a new len-byte read-write shared mapping, written in full and
+   then armed (*base: the mapping); XM_E_NOT_IMPLEMENTED with the reason in b->error where the OS
+   has no such strategy. */
+struct bench_raw_tracker;
+int bench_raw_tracker_new(struct bench *b, int strategy, size_t len, struct bench_raw_tracker **out,
+                          unsigned char **base);
+/* Around a run of rounds: installs (and removes) what catches the first writes, if anything. */
+int bench_raw_tracker_enter(struct bench *b, struct bench_raw_tracker *t);
+void bench_raw_tracker_leave(struct bench_raw_tracker *t);
+/* Sets the bit of every page written since the last collect, re-arms those pages, and adds how
+   many there were to *count. */
+int bench_raw_tracker_collect(struct bench *b, struct bench_raw_tracker *t, uint64_t *bitmap, size_t *count);
+void bench_raw_tracker_free(struct bench_raw_tracker *t);
 
 /* ---- bench_report.c -------------------------------------------------------------------------- */
 /* The workload's figure for iters iterations that took seconds. */

@@ -113,6 +113,7 @@ static int setup_msync(struct bench *b, const struct workload *w) {
 }
 
 void bench_teardown(struct bench *b) {
+  bench_teardown_dirty(b); /* a tracker goes before the mapping it tracks */
   xm_mapping_free(b->m);
   b->m = NULL;
   b->base = NULL;
@@ -365,5 +366,10 @@ const struct workload bench_workloads[] = {
      bench_xm_fault, bench_raw_fault},
     {"msync clean 1 MiB", US_PER_OP, GOAL_RATIO_MAX, 1.02, 20000, 5000, 0, setup_msync, xm_msync, raw_msync},
     {"msync dirty 1 MiB", US_PER_OP, GOAL_RATIO_MAX, 1.02, 300, 100, 1, setup_msync, xm_msync, raw_msync},
+    /* Write tracking: one round = 1% of 1 GiB's pages written, then collected and re-armed. */
+    {"write tracking 1 GiB, 1%: uffd-wp", US_PER_OP, GOAL_RATIO_MAX, 1.20, 400, 100, DIRTY_UFFD_WP, bench_setup_dirty,
+     bench_xm_dirty, bench_raw_dirty},
+    {"write tracking 1 GiB, 1%: protect", US_PER_OP, GOAL_RATIO_MAX, 1.20, 200, 50, DIRTY_PROTECT, bench_setup_dirty,
+     bench_xm_dirty, bench_raw_dirty},
 };
 const size_t bench_workload_count = sizeof bench_workloads / sizeof bench_workloads[0];

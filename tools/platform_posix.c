@@ -114,6 +114,13 @@ void tool_thp_mode(char *buf, size_t len) {
   }
 }
 
+void tool_setenv(const char *name, const char *value) {
+  if (value)
+    setenv(name, value, 1);
+  else
+    unsetenv(name);
+}
+
 const char *tool_temp_dir(void) {
   const char *dir = getenv("TMPDIR");
   return dir && *dir ? dir : "/tmp";

@@ -5,6 +5,7 @@
 #include <io.h>
 #include <psapi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tool.h"
@@ -83,6 +84,12 @@ void tool_os_cpu_model(char *buf, size_t len) {
 }
 
 void tool_thp_mode(char *buf, size_t len) { tool_format(buf, len, "n/a"); }
+
+void tool_setenv(const char *name, const char *value) {
+  char assignment[256]; /* "NAME=value"; "NAME=" removes it */
+  tool_format(assignment, sizeof assignment, "%s=%s", name, value ? value : "");
+  _putenv(assignment);
+}
 
 const char *tool_temp_dir(void) {
   static char dir[MAX_PATH + 1];

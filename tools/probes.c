@@ -1,7 +1,9 @@
 /* The probes behind `xmmap info` and `xmmap selftest`: each tries one optional feature the
    cheapest way it can and says whether this system offers it, how, or why not. */
+#include <stdlib.h>
 #include <string.h>
 
+#include "os.h" /* xm__os_wp_available: why the kernel's write tracking is not offered */
 #include "probes.h"
 
 void tool_found(struct tool_finding *f, enum tool_probe_state state, const char *detail) {
@@ -385,6 +387,49 @@ static void probe_fault_dispatcher(struct tool_finding *f) {
   tool_found(f, p.access & ~(unsigned)XM_PROT_WRITE ? TOOL_PROBE_BROKEN : TOOL_PROBE_YES, how);
 }
 
+/* ---- write tracking -------------------------------------------------------------------------- */
+/* The strategy a tracker gets here (one written page must come back from a collect), and why not
+   the kernel's (uffd-wp) when it is "protect". */
+static void probe_write_tracking(struct tool_finding *f) {
+  const size_t page = xm_page_size();
+  xm_mapping *m = scratch(4 * page);
+  if (!m) {
+    settle(f, XM_E_SYSTEM_CALL, NULL);
+    return;
+  }
+  xm_dirty *d = NULL;
+  int rc = xm_dirty_new(xm_mapping_region(m), 0, 4 * page, 0, &d);
+  uint64_t bitmap = 0;
+  size_t count = 0;
+  if (rc == XM_OK) {
+    ((volatile unsigned char *)xm_mapping_ptr(m))[2 * page] = 1;
+    rc = xm_dirty_collect(d, &bitmap, 64, &count);
+  }
+  const char *why = NULL, *forced = getenv("XMMAP_DIRTY");
+  bool kernel = xm__os_wp_available(&why);
+  char how[sizeof f->detail];
+  if (rc == XM_OK && !(bitmap & 4)) {
+    tool_format(how, sizeof how, "%s missed a write (bitmap 0x%llx, %zu pages)", xm_dirty_strategy(d),
+                (unsigned long long)bitmap, count);
+    tool_found(f, TOOL_PROBE_BROKEN, how);
+  } else if (rc == XM_OK && strcmp(xm_dirty_strategy(d), "uffd-wp") == 0) {
+    tool_found(f, TOOL_PROBE_YES, "uffd-wp (userfaultfd write protection, collected by PAGEMAP_SCAN)");
+  } else if (rc == XM_OK) {
+    if (kernel && forced && *forced)
+      tool_format(how, sizeof how, "%s (XMMAP_DIRTY=%s; uffd-wp is offered)", xm_dirty_strategy(d), forced);
+    else
+      tool_format(how, sizeof how, "%s (no uffd-wp: %s)", xm_dirty_strategy(d), kernel ? "not chosen" : why);
+    tool_found(f, kernel && !(forced && *forced) ? TOOL_PROBE_BROKEN : TOOL_PROBE_YES, how);
+  } else if (rc == XM_E_NOT_IMPLEMENTED && !kernel) {
+    tool_format(how, sizeof how, "no uffd-wp: %s; %s", why, xm_errmsg());
+    tool_found(f, TOOL_PROBE_ABSENT, how);
+  } else {
+    settle(f, rc, NULL);
+  }
+  xm_dirty_free(d);
+  xm_mapping_free(m);
+}
+
 const struct tool_probe tool_probes[] = {
     {"shared_memory", "shared memory", probe_shm},
     {"memfd_seals", "memfd + seals", probe_seals},
@@ -410,6 +455,7 @@ const struct tool_probe tool_probes[] = {
     {"sync_modes", "async/sync write-back", probe_sync_modes},
     {"code_buffers", "JIT code buffers", probe_code_buffers},
     {"fault_dispatcher", "fault hooks", probe_fault_dispatcher},
+    {"write_tracking", "write tracking", probe_write_tracking},
 };
 const size_t tool_probe_count = sizeof tool_probes / sizeof tool_probes[0];
 

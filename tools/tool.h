@@ -70,6 +70,9 @@ void tool_os_description(char *buf, size_t len);
 void tool_os_cpu_model(char *buf, size_t len);
 /* The transparent-huge-page mode ("always", "madvise", "never") or "n/a". */
 void tool_thp_mode(char *buf, size_t len);
+/* Sets the environment variable name to value for this process (the C runtime's getenv sees
+   it), or removes it when value is NULL. */
+void tool_setenv(const char *name, const char *value);
 /* The directory for temporary files (TMPDIR, else /tmp; GetTempPath on Windows). */
 const char *tool_temp_dir(void);
 /* The file-system type of dir, e.g. "ext4", "tmpfs", "NTFS", or "unknown (0x...)". */

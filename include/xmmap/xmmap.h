@@ -556,7 +556,9 @@ XM_API int xm_region_protect(xm_region *r, size_t offset, size_t len, xm_prot pr
 /** A write tracker: the pages of a region range written since the last collect. */
 typedef struct xm_dirty xm_dirty;
 /** Tracks [offset, offset + len) of r (whole pages; flags 0). XM_E_EXISTS when another tracker
-    covers any of it. */
+    covers any of it. The tracker must be freed before its region. Strategy: "uffd-wp" where the
+    kernel offers it, else "protect"; the environment variable XMMAP_DIRTY=protect (or uffd-wp)
+    forces one. External memory is taken as read-write until xm_region_protect changes it. */
 XM_API int xm_dirty_new(xm_region *r, size_t offset, size_t len, unsigned flags, xm_dirty **out);
 /** Reports the pages written since creation or the last collect and re-arms them: page i of the
     range is bit i % 64 of bitmap[i / 64]; *count (may be NULL) = pages reported. nbits must be at
