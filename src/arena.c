@@ -36,31 +36,23 @@ static int check_range(const xm_arena *a, size_t offset, size_t size, size_t *ro
 /* An arena of size bytes (validated), reserved anywhere (where NULL) or as where asks. */
 static int arena_create(size_t size, size_t reserved, const struct xm__os_place *where, xm_arena **out) {
   xm_arena *a = calloc(1, sizeof *a);
-  struct xm__arena_piece *pieces = calloc(4, sizeof *pieces);
-  if (!a || !pieces) {
-    free(a);
-    free(pieces);
-    return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena");
-  }
+  if (!a) return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena");
   int rc = xm__os_mutex_init(&a->mutex);
   if (rc) {
     free(a);
-    free(pieces);
     return rc;
   }
-  if (reserved) { /* an empty arena is valid and takes no address space, like an empty mapping */
-    rc = xm__os_arena_reserve(reserved, where, &a->os);
-    if (rc) {
-      xm__os_mutex_destroy(&a->mutex);
-      free(a);
-      free(pieces);
-      return rc;
-    }
-    pieces[0] = (struct xm__arena_piece){.offset = 0, .size = reserved, .kind = XM__PIECE_RESERVED};
-    a->count = 1;
+  /* an empty arena is valid and takes no address space, like an empty mapping */
+  if (reserved) rc = xm__os_arena_reserve(reserved, where, &a->os);
+  if (!rc) {
+    rc = xm__pieces_init(&a->pieces, reserved, (uint32_t)(uintptr_t)a ^ (uint32_t)reserved);
+    if (rc && reserved) xm__os_arena_release(&a->os, &(struct xm__arena_piece){.size = reserved}, 1);
   }
-  a->pieces = pieces;
-  a->cap = 4;
+  if (rc) {
+    xm__os_mutex_destroy(&a->mutex);
+    free(a);
+    return rc;
+  }
   a->size = size;
   a->region.ops = &arena_region_ops;
   a->region.ptr = a->os.base;
@@ -103,24 +95,11 @@ int xm_arena_new_in(size_t size, uintptr_t lo, uintptr_t hi, uint64_t align, xm_
 }
 
 /* ---- bookkeeping ------------------------------------------------------------------------------ */
-static void unref(struct xm__arena_backing *b) {
+static void unref(xm_arena *a, struct xm__arena_backing *b) {
   if (b && --b->refs == 0) {
     xm__os_arena_backing_close(b->handle);
-    free(b);
+    xm__pieces_give_backing(&a->pieces, b);
   }
-}
-
-/* The first piece that ends after offset (offset lies inside the pieces' extent). */
-static size_t find_piece(const xm_arena *a, size_t offset) {
-  size_t lo = 0, hi = a->count;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (a->pieces[mid].offset + a->pieces[mid].size <= offset)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
 }
 
 /* [from, to) of piece p: the same object, further in. */
@@ -133,49 +112,39 @@ static struct xm__arena_piece cut(const struct xm__arena_piece *p, size_t from, 
   return c;
 }
 
-/* Merges runs of adjacent RESERVED pieces in list[0..*n). */
-static void merge_reserved(struct xm__arena_piece *list, size_t *n) {
-  size_t w = 0;
-  for (size_t r = 0; r < *n; r++) {
-    if (w > 0 && list[w - 1].kind == XM__PIECE_RESERVED && list[r].kind == XM__PIECE_RESERVED) {
-      list[w - 1].size += list[r].size;
-      continue;
-    }
-    list[w++] = list[r];
-  }
-  *n = w;
-}
-
 /* Replaces [offset, offset + size) (unit multiples, inside the reservation) with what = a mapping
    of kind (ANON / DESCRIPTOR, with a fresh backing that this call takes over) or reserved space
    (RESERVED). Called with the mutex held. On failure the back end has left the window consistent
    and now[] says how. */
 static int change(xm_arena *a, size_t offset, size_t size, const struct xm__arena_piece *what, xm_descriptor d) {
   const size_t end = offset + size;
-  if (a->count + XM__ARENA_MAX_PIECES > a->cap) { /* grow first: after the OS change nothing may fail */
-    size_t cap = a->cap * 2 > a->count + XM__ARENA_MAX_PIECES ? a->cap * 2 : a->count + XM__ARENA_MAX_PIECES;
-    struct xm__arena_piece *grown = realloc(a->pieces, cap * sizeof *grown);
-    if (!grown) {
-      if (what->backing) { /* nothing uses it yet */
-        xm__os_arena_backing_close(what->backing->handle);
-        free(what->backing);
-      }
-      return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's bookkeeping");
-    }
-    a->pieces = grown;
-    a->cap = cap;
-  }
-  size_t i = find_piece(a, offset), j = find_piece(a, end - 1);
+  const struct xm__arena_piece *first = xm__pieces_find(&a->pieces, offset);
+  const struct xm__arena_piece *last = xm__pieces_find(&a->pieces, end - 1);
   /* A removal takes adjacent reserved neighbours into the window so that they merge (and a back
      end with placeholders may coalesce them). */
   if (what->kind == XM__PIECE_RESERVED) {
-    if (i > 0 && a->pieces[i].offset == offset && a->pieces[i - 1].kind == XM__PIECE_RESERVED) i--;
-    if (j + 1 < a->count && a->pieces[j].offset + a->pieces[j].size == end &&
-        a->pieces[j + 1].kind == XM__PIECE_RESERVED)
-      j++;
+    const struct xm__arena_piece *before = xm__pieces_prev(first), *after = xm__pieces_next(last);
+    if (before && first->offset == offset && before->kind == XM__PIECE_RESERVED) first = before;
+    if (after && last->offset + last->size == end && after->kind == XM__PIECE_RESERVED) last = after;
   }
-  const size_t n_old = j - i + 1;
-  const struct xm__arena_piece *old = &a->pieces[i];
+  /* The back end takes the window's pieces as an array: a copy, on the stack unless the change
+     spans many pieces (a removal across them: the only case that allocates). */
+  size_t n_old = 1;
+  for (const struct xm__arena_piece *p = first; p != last; p = xm__pieces_next(p))
+    n_old++;
+  struct xm__arena_piece on_stack[16], *old = on_stack;
+  if (n_old > sizeof on_stack / sizeof *on_stack && !(old = malloc(n_old * sizeof *old))) {
+    if (what->backing) { /* nothing uses it yet */
+      xm__os_arena_backing_close(what->backing->handle);
+      xm__pieces_give_backing(&a->pieces, what->backing);
+    }
+    return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's bookkeeping (%zu pieces)", n_old);
+  }
+  {
+    const struct xm__arena_piece *p = first;
+    for (size_t k = 0; k < n_old; k++, p = xm__pieces_next(p))
+      old[k] = *p;
+  }
 
   struct xm__arena_piece now[XM__ARENA_MAX_PIECES];
   size_t n_now = 0;
@@ -204,14 +173,15 @@ static int change(xm_arena *a, size_t offset, size_t size, const struct xm__aren
   if (rc && kept) { /* nothing changed: the list stays, and the new backing goes */
     xm__dirty_end_change(held, window, window_size, a->os.base, now, 0);
     for (size_t k = 0; k < n_now; k++)
-      unref(now[k].backing);
+      unref(a, now[k].backing);
+    if (old != on_stack) free(old);
     return rc;
   }
   xm__dirty_end_change(held, window, window_size, a->os.base, now, n_now);
   if (a->page_prot) xm__arena_reset_page_prots(a, now, n_now);
   for (size_t k = 0; k < n_now; k++) {
     if (!xm__piece_is_mapped(&now[k]) && now[k].backing) { /* the back end could not establish it */
-      unref(now[k].backing);
+      unref(a, now[k].backing);
       now[k].backing = NULL;
       now[k].backing_offset = 0;
       now[k].prot = XM_PROT_NONE;
@@ -221,17 +191,9 @@ static int change(xm_arena *a, size_t offset, size_t size, const struct xm__aren
     now[k].flags &= ~(unsigned)XM__PIECE_NEW;
   }
   for (size_t k = 0; k < n_old; k++)
-    unref(old[k].backing);
-
-  /* Splice now[] over old[], then merge reserved space the change (or its failure) left next to
-     reserved neighbours. */
-  memmove(&a->pieces[i + n_now], &a->pieces[j + 1], (a->count - j - 1) * sizeof *a->pieces);
-  memcpy(&a->pieces[i], now, n_now * sizeof *now);
-  a->count = a->count - n_old + n_now;
-  size_t from = i > 0 ? i - 1 : 0;
-  size_t n = a->count - from;
-  merge_reserved(&a->pieces[from], &n);
-  a->count = from + n;
+    unref(a, old[k].backing);
+  if (old != on_stack) free(old);
+  xm__pieces_replace(&a->pieces, first, n_old, now, n_now);
   return rc;
 }
 
@@ -254,22 +216,22 @@ static int add(xm_arena *a, size_t offset, size_t size, enum xm__piece_kind kind
   }
   if (size == 0) return XM_OK; /* documented no-op (crosvm fails with EINVAL from mmap) */
 
-  struct xm__arena_backing *backing = calloc(1, sizeof *backing);
-  if (!backing) return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's bookkeeping");
-  rc = xm__os_arena_backing_new(kind, d, rounded, prot, &backing->handle);
-  if (rc) {
-    free(backing);
-    return rc;
-  }
   struct xm__arena_piece what = {
       .kind = kind,
       .prot = prot,
-      .backing = backing,
       .backing_offset = kind == XM__PIECE_DESCRIPTOR ? d_offset : 0,
       .flags = XM__PIECE_NEW,
   };
   xm__os_mutex_lock(&a->mutex);
-  rc = change(a, offset, rounded, &what, kind == XM__PIECE_DESCRIPTOR ? d : xm__os_no_descriptor());
+  rc = xm__pieces_refill(&a->pieces, xm__os_fault_thread_get() != NULL);
+  if (!rc) {
+    what.backing = xm__pieces_take_backing(&a->pieces);
+    rc = xm__os_arena_backing_new(kind, d, rounded, prot, &what.backing->handle);
+    if (rc)
+      xm__pieces_give_backing(&a->pieces, what.backing);
+    else
+      rc = change(a, offset, rounded, &what, kind == XM__PIECE_DESCRIPTOR ? d : xm__os_no_descriptor());
+  }
   xm__os_mutex_unlock(&a->mutex);
   return rc;
 }
@@ -289,27 +251,51 @@ int xm_arena_remove(xm_arena *a, size_t offset, size_t size) {
   if (rc || size == 0) return rc;
   struct xm__arena_piece what = {.kind = XM__PIECE_RESERVED};
   xm__os_mutex_lock(&a->mutex);
-  rc = change(a, offset, rounded, &what, xm__os_no_descriptor());
+  rc = xm__pieces_refill(&a->pieces, xm__os_fault_thread_get() != NULL);
+  if (!rc) rc = change(a, offset, rounded, &what, xm__os_no_descriptor());
   xm__os_mutex_unlock(&a->mutex);
   return rc;
 }
 
 xm_region *xm_arena_region(xm_arena *a) { return a ? &a->region : NULL; }
 
+/* The back end releases the whole list at once, from an array; should there be no memory for it,
+   from the runs of the arena that are not GONE (every back end releases a run whatever views and
+   reservations it holds), as many as fit on the stack. */
+static void release(xm_arena *a) {
+  struct xm__arena_piece *all = malloc(a->pieces.count * sizeof *all), runs[32];
+  size_t n = 0;
+  for (const struct xm__arena_piece *p = xm__pieces_first(&a->pieces); p; p = xm__pieces_next(p)) {
+    if (all) {
+      all[n++] = *p;
+    } else if (p->kind == XM__PIECE_GONE || n == 0 || runs[n - 1].kind == XM__PIECE_GONE) {
+      if (n == sizeof runs / sizeof *runs) break; /* the rest stays reserved */
+      runs[n++] = (struct xm__arena_piece){.offset = p->offset,
+                                           .size = p->size,
+                                           .kind = p->kind == XM__PIECE_GONE ? XM__PIECE_GONE : XM__PIECE_RESERVED};
+    } else {
+      runs[n - 1].size += p->size;
+    }
+  }
+  xm__os_arena_release(&a->os, all ? all : runs, n);
+  free(all);
+}
+
 void xm_arena_free(xm_arena *a) {
   if (!a) return;
-  if (a->os.base) xm__os_arena_release(&a->os, a->pieces, a->count);
-  for (size_t k = 0; k < a->count; k++)
-    unref(a->pieces[k].backing);
-  free(a->pieces);
+  if (a->os.base) release(a);
+  for (const struct xm__arena_piece *p = xm__pieces_first(&a->pieces); p; p = xm__pieces_next(p))
+    if (p->backing && --p->backing->refs == 0) {
+      xm__os_arena_backing_close(p->backing->handle);
+      free(p->backing);
+    }
+  xm__pieces_destroy(&a->pieces);
   free(a->page_prot);
   xm__os_mutex_destroy(&a->mutex);
   free(a);
 }
 
 /* ---- the arena as a region ------------------------------------------------------------------ */
-size_t xm__arena_find_piece(const xm_arena *a, size_t offset) { return find_piece(a, offset); }
-
 static struct xm__os_view piece_view(const xm_arena *a, const struct xm__arena_piece *p) {
   void *base = (unsigned char *)a->os.base + p->offset;
   return (struct xm__os_view){.base = base,
@@ -331,8 +317,8 @@ static int for_each_mapped(const xm_arena *a, size_t offset, size_t len, xm_advi
                            int (*fn)(void *base, size_t size, size_t offset, size_t len, xm_advice advice,
                                      const struct xm__os_view *view)) {
   const size_t end = offset + len;
-  for (size_t k = find_piece(a, offset); k < a->count && a->pieces[k].offset < end; k++) {
-    const struct xm__arena_piece *p = &a->pieces[k];
+  for (const struct xm__arena_piece *p = xm__pieces_find(&a->pieces, offset); p && p->offset < end;
+       p = xm__pieces_next(p)) {
     if (!xm__piece_is_mapped(p)) continue;
     size_t from = p->offset > offset ? p->offset : offset;
     size_t to = p->offset + p->size < end ? p->offset + p->size : end;
@@ -400,9 +386,8 @@ static int commit_pieces(xm_region *r, size_t offset, size_t len, xm_prot prot, 
   const size_t end = offset + len;
   xm__os_mutex_lock(&a->mutex);
   int rc = XM_OK;
-  const size_t first = find_piece(a, offset);
-  for (size_t k = first; k < a->count && a->pieces[k].offset < end && !rc; k++) {
-    const struct xm__arena_piece *p = &a->pieces[k];
+  const struct xm__arena_piece *first = xm__pieces_find(&a->pieces, offset);
+  for (const struct xm__arena_piece *p = first; p && p->offset < end && !rc; p = xm__pieces_next(p)) {
     size_t at = p->offset > offset ? p->offset : offset;
     if (!xm__piece_is_mapped(p))
       rc = xm__fail(XM_E_INVALID_ADDRESS, "%s of offset=%zu len=%zu: offset %zu of the arena is not mapped",
@@ -412,8 +397,7 @@ static int commit_pieces(xm_region *r, size_t offset, size_t len, xm_prot prot, 
                     p->prot);
   }
   bool held = rc ? false : xm__dirty_begin_touch((unsigned char *)a->os.base + offset, len);
-  for (size_t k = first; k < a->count && a->pieces[k].offset < end && !rc; k++) {
-    const struct xm__arena_piece *p = &a->pieces[k];
+  for (const struct xm__arena_piece *p = first; p && p->offset < end && !rc; p = xm__pieces_next(p)) {
     size_t from = p->offset > offset ? p->offset : offset;
     size_t to = p->offset + p->size < end ? p->offset + p->size : end;
     unsigned char *base = (unsigned char *)a->os.base + p->offset;

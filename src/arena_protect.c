@@ -57,8 +57,8 @@ static int need_page_prots(xm_arena *a) {
   if (a->page_prot) return XM_OK;
   a->page_prot = malloc(a->os.size / page);
   if (!a->page_prot) return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's protection bookkeeping");
-  for (size_t k = 0; k < a->count; k++)
-    memset(a->page_prot + a->pieces[k].offset / page, owner_prot(&a->pieces[k]), a->pieces[k].size / page);
+  for (const struct xm__arena_piece *p = xm__pieces_first(&a->pieces); p; p = xm__pieces_next(p))
+    memset(a->page_prot + p->offset / page, owner_prot(p), p->size / page);
   return XM_OK;
 }
 
@@ -72,8 +72,8 @@ int xm__arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot pr
   const size_t from = first * page, to = from + n * page; /* inside the unit-rounded reservation */
   xm__os_mutex_lock(&a->mutex);
   int rc = XM_OK;
-  for (size_t k = xm__arena_find_piece(a, from); !rc && k < a->count && a->pieces[k].offset < to; k++) {
-    const struct xm__arena_piece *p = &a->pieces[k];
+  for (const struct xm__arena_piece *p = xm__pieces_find(&a->pieces, from); !rc && p && p->offset < to;
+       p = xm__pieces_next(p)) {
     size_t lo, hi;
     clip(p, from, to, &lo, &hi);
     if (!xm__piece_is_mapped(p))
@@ -88,9 +88,8 @@ int xm__arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot pr
     xm__os_mutex_unlock(&a->mutex);
     return rc;
   }
-  size_t k0 = xm__arena_find_piece(a, from), k = k0;
-  for (; k < a->count && a->pieces[k].offset < to; k++) {
-    const struct xm__arena_piece *p = &a->pieces[k];
+  const struct xm__arena_piece *p0 = xm__pieces_find(&a->pieces, from), *p = p0;
+  for (; p && p->offset < to; p = xm__pieces_next(p)) {
     size_t lo, hi;
     clip(p, from, to, &lo, &hi);
     struct xm__os_view view = xm__arena_piece_view(a, p);
@@ -98,11 +97,10 @@ int xm__arena_region_protect(xm_region *r, size_t offset, size_t len, xm_prot pr
     if (rc) break;
   }
   if (rc) { /* the pieces before k changed: put them back, keeping the first failure's message */
-    for (size_t j = k0; j < k; j++) {
-      const struct xm__arena_piece *p = &a->pieces[j];
+    for (const struct xm__arena_piece *q = p0; q != p; q = xm__pieces_next(q)) {
       size_t lo, hi;
-      clip(p, from, to, &lo, &hi);
-      set_pages(a, p, lo, hi, a->page_prot, 0); /* not updated yet: the old protection */
+      clip(q, from, to, &lo, &hi);
+      set_pages(a, q, lo, hi, a->page_prot, 0); /* not updated yet: the old protection */
     }
   } else {
     memset(a->page_prot + first, (int)prot, n);
@@ -117,8 +115,8 @@ void xm__arena_page_prots(xm_region *r, size_t offset, size_t npages, unsigned c
   *view = NULL; /* pieces are never copy-on-write views: the address is all the OS needs */
   const size_t page = xm__page_size(), end = offset + npages * page;
   xm__os_mutex_lock(&a->mutex);
-  for (size_t k = xm__arena_find_piece(a, offset); k < a->count && a->pieces[k].offset < end; k++) {
-    const struct xm__arena_piece *p = &a->pieces[k];
+  for (const struct xm__arena_piece *p = xm__pieces_find(&a->pieces, offset); p && p->offset < end;
+       p = xm__pieces_next(p)) {
     size_t lo, hi;
     clip(p, offset, end, &lo, &hi);
     for (size_t at = lo; at < hi; at += page)

@@ -284,8 +284,8 @@ static inline bool xm__os_inject_failure(int *os_error) { return xm__test_inject
 /* ---- arena (arena_*.c) ------------------------------------------------------------------------
  * The arena is one reserved, inaccessible address range into which anonymous memory and
  * descriptors are mapped at fixed offsets and removed again. The front end (src/arena.c) keeps
- * the pieces: a sorted list that covers [0, arena size) without gaps. Each add or remove is planned
- * there and handed down as "these old pieces become these new pieces"; the back end makes the OS
+ * the pieces: a sorted list (a balanced tree, src/arena_pieces.c) that covers [0, arena size)
+ * without gaps. Each add or remove is planned there and handed down as "these old pieces become these new pieces"; the back end makes the OS
  * state match. The back ends' recipes are at the top of arena_posix.c and arena_windows.c.
  *
  * "Unit" is the granularity: every piece offset and size, arena size and backing_offset that
