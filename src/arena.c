@@ -7,8 +7,12 @@
 
 static const struct xm_region_ops arena_region_ops;
 
-/* The alignment unit, named the way the user sees it in messages. */
-static const char *unit_name(void) { return xm__granularity() == xm__page_size() ? "page" : "allocation granularity"; }
+/* The unit of piece offsets and sizes (xm_arena_granularity), named the way the user sees it in
+   messages. */
+static size_t arena_unit(void) { return xm__os_arena_unit(); }
+static const char *unit_name(void) { return arena_unit() == xm__page_size() ? "page" : "allocation granularity"; }
+
+size_t xm_arena_granularity(const xm_arena *a) { return a ? arena_unit() : 0; }
 
 static int fail_range(size_t offset, size_t size, size_t arena_size) {
   return xm__fail(XM_E_INVALID_ADDRESS, "offset=%zu size=%zu arena_size=%zu", offset, size, arena_size);
@@ -17,7 +21,7 @@ static int fail_range(size_t offset, size_t size, size_t arena_size) {
 /* crosvm's try_add order: the offset's alignment, then the range; then the size is rounded up to
    whole units, which must stay inside the reservation. */
 static int check_range(const xm_arena *a, size_t offset, size_t size, size_t *rounded) {
-  const size_t unit = xm__granularity();
+  const size_t unit = arena_unit();
   if (offset % unit != 0)
     return xm__fail(XM_E_NOT_PAGE_ALIGNED, "offset %zu is not a multiple of the %zu-byte %s", offset, unit,
                     unit_name());
@@ -64,7 +68,7 @@ static int arena_create(size_t size, size_t reserved, const struct xm__os_place 
 
 int xm_arena_new(size_t size, xm_arena **out) {
   if (!out) return xm__fail(XM_E_INVALID_ARGUMENT, "out must not be NULL");
-  const size_t unit = xm__granularity();
+  const size_t unit = arena_unit();
   if (size > SIZE_MAX - (unit - 1))
     return xm__fail(XM_E_INVALID_ARGUMENT, "arena size %zu does not fit the address space", size);
   return arena_create(size, (size + unit - 1) & ~(unit - 1), NULL, out);
@@ -74,7 +78,7 @@ int xm_arena_new(size_t size, xm_arena **out) {
    and takes no address space (its pointer is NULL, as with xm_arena_new(0)). */
 int xm_arena_new_in(size_t size, uintptr_t lo, uintptr_t hi, uint64_t align, xm_arena **out) {
   if (!out) return xm__fail(XM_E_INVALID_ARGUMENT, "out must not be NULL");
-  const size_t unit = xm__granularity();
+  const size_t unit = arena_unit();
   if (align != 0 && !xm__is_pow2(align))
     return xm__fail(XM_E_INVALID_ARGUMENT, "alignment 0x%llx is not a power of two", (unsigned long long)align);
   if (align > SIZE_MAX / 2)
@@ -205,14 +209,21 @@ static int add(xm_arena *a, size_t offset, size_t size, enum xm__piece_kind kind
   int rc = check_range(a, offset, size, &rounded);
   if (rc) return rc;
   if (kind == XM__PIECE_DESCRIPTOR) {
-    const size_t unit = xm__granularity();
+    const size_t unit = arena_unit();
     if (d_offset > (uint64_t)INT64_MAX || (uint64_t)rounded > (uint64_t)INT64_MAX - d_offset)
       return xm__fail(XM_E_INVALID_OFFSET, "descriptor offset=%llu size=%zu", (unsigned long long)d_offset, rounded);
     if (d_offset % unit != 0) /* the arena cannot shift its fixed addresses to meet the object */
       return xm__fail(XM_E_NOT_PAGE_ALIGNED, "descriptor offset %llu is not a multiple of the %zu-byte %s",
                       (unsigned long long)d_offset, unit, unit_name());
-    rc = xm__os_check_descriptor(XM__SOURCE_DESCRIPTOR, d);
+    size_t page;
+    rc = xm__os_check_arena_descriptor(d, &page);
     if (rc) return rc;
+    /* huge pages map in whole huge pages only */
+    if (page > unit && (offset % page != 0 || size % page != 0 || d_offset % page != 0))
+      return xm__fail(XM_E_NOT_PAGE_ALIGNED,
+                      "offset=%zu size=%zu descriptor offset=%llu: the descriptor's object has %zu-byte huge "
+                      "pages, and all three must be multiples of them",
+                      offset, size, (unsigned long long)d_offset, page);
   }
   if (size == 0) return XM_OK; /* documented no-op (crosvm fails with EINVAL from mmap) */
 

@@ -19,9 +19,7 @@ struct xm__arena_node {
 #define SPARE_NODES (8 * XM__ARENA_MAX_PIECES)
 #define SPARE_BACKINGS 8
 
-static struct xm__arena_node *node_of(const struct xm__arena_piece *p) {
-  return (struct xm__arena_node *)(uintptr_t)p;
-}
+static struct xm__arena_node *node_of(const struct xm__arena_piece *p) { return (struct xm__arena_node *)(uintptr_t)p; }
 
 static uint32_t next_priority(struct xm__arena_pieces *s) { /* xorshift32: never 0 from a non-zero seed */
   uint32_t x = s->seed ? s->seed : 0x9e3779b9u;
@@ -215,8 +213,8 @@ int xm__pieces_init(struct xm__arena_pieces *s, size_t reserved, uint32_t seed) 
   }
   if (reserved) {
     struct xm__arena_node *n = take_node(s);
-    *n = (struct xm__arena_node){
-        .piece = {.offset = 0, .size = reserved, .kind = XM__PIECE_RESERVED}, .priority = next_priority(s)};
+    *n = (struct xm__arena_node){.piece = {.offset = 0, .size = reserved, .kind = XM__PIECE_RESERVED},
+                                 .priority = next_priority(s)};
     s->root = s->first = n;
     s->count = 1;
   }

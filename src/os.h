@@ -285,11 +285,12 @@ static inline bool xm__os_inject_failure(int *os_error) { return xm__test_inject
  * The arena is one reserved, inaccessible address range into which anonymous memory and
  * descriptors are mapped at fixed offsets and removed again. The front end (src/arena.c) keeps
  * the pieces: a sorted list (a balanced tree, src/arena_pieces.c) that covers [0, arena size)
- * without gaps. Each add or remove is planned there and handed down as "these old pieces become these new pieces"; the back end makes the OS
- * state match. The back ends' recipes are at the top of arena_posix.c and arena_windows.c.
+ * without gaps. Each add or remove is planned there and handed down as "these old pieces become
+ * these new pieces"; the back end makes the OS state match. The back ends' recipes are at the top of arena_posix.c and arena_windows.c.
  *
- * "Unit" is the granularity: every piece offset and size, arena size and backing_offset that
- * reaches the back end is a multiple of it.
+ * "Unit" is the arena unit, xm__os_arena_unit() (xm_arena_granularity): every piece offset and
+ * size, arena size and backing_offset that reaches the back end is a multiple of it, and of the
+ * page size of the piece's object where that is larger (huge pages).
  *
  * Invariants the front end keeps:
  *  - Pieces are sorted, contiguous, non-empty, and cover the arena exactly.
@@ -355,6 +356,14 @@ struct xm__arena_piece {
 static inline bool xm__piece_is_mapped(const struct xm__arena_piece *p) {
   return p->kind == XM__PIECE_ANON || p->kind == XM__PIECE_DESCRIPTOR;
 }
+
+/* The unit of every arena's offsets and sizes: the page on POSIX; the allocation granularity on
+   Windows (both strategies today). Constant; cheap. */
+size_t xm__os_arena_unit(void);
+/* xm__os_check_descriptor(XM__SOURCE_DESCRIPTOR, d), and on success *page_size = the page size
+   of the object d maps: the huge page size of a hugetlbfs file or MFD_HUGETLB memfd (Linux), else
+   the page size (Windows large-page sections are not told apart). */
+int xm__os_check_arena_descriptor(xm_descriptor d, size_t *page_size);
 
 /* "mmap", "placeholders" or "split reservations": decided once, thread-safe. */
 const char *xm__os_arena_strategy(void);

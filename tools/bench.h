@@ -74,6 +74,7 @@ struct bench {
   xm_arena *hook_arena;      /* the range the other hooks cover */
   unsigned char *raw_page;   /* the fault baseline's own page */
   struct bench_dirty *dirty; /* the write-tracking workloads' state (bench_dirty.c) */
+  struct bench_arena *arena; /* the arena workloads' state (bench_arena.c) */
   bool smoke;                /* --smoke: workloads may shrink what they set up */
   uint64_t sink;
   char error[512];
@@ -141,6 +142,20 @@ void bench_raw_tracker_leave(struct bench_raw_tracker *t);
    many there were to *count. */
 int bench_raw_tracker_collect(struct bench *b, struct bench_raw_tracker *t, uint64_t *bitmap, size_t *count);
 void bench_raw_tracker_free(struct bench_raw_tracker *t);
+
+/* ---- bench_arena.c: add+remove among param pieces; its raw baseline in bench_posix.c /
+   bench_windows.c ------------------------------------------------------------------------------ */
+int bench_setup_arena(struct bench *b, const struct workload *w);
+int bench_xm_arena(struct bench *b, uint64_t iters, double *seconds);
+int bench_raw_arena(struct bench *b, uint64_t iters, double *seconds);
+void bench_teardown_arena(struct bench *b);
+/* The raw layout: n adjacent unit-sized views of d, view k at object offset 2k units, in a
+   reservation of their own; a cycle replaces view k with reserved space and maps it back (the
+   two OS calls the arena makes), k scattered as on the xmmap side. */
+struct bench_raw_arena;
+int bench_raw_arena_new(struct bench *b, xm_descriptor d, size_t n, size_t unit, struct bench_raw_arena **out);
+int bench_raw_arena_cycle(struct bench *b, struct bench_raw_arena *r, uint64_t iters, double *seconds);
+void bench_raw_arena_free(struct bench_raw_arena *r);
 
 /* ---- bench_report.c -------------------------------------------------------------------------- */
 /* The workload's figure for iters iterations that took seconds. */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -148,4 +149,57 @@ int bench_raw_fault(struct bench *b, uint64_t iters, double *seconds) {
   *seconds = tool_now() - t0;
   sigaction(SIGSEGV, &old, NULL);
   return rc;
+}
+
+/* ---- the arena baseline ---------------------------------------------------------------------- */
+struct bench_raw_arena {
+  unsigned char *base;
+  size_t n, unit, next;
+  int fd;
+};
+
+static const int raw_reserved_flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+
+int bench_raw_arena_new(struct bench *b, xm_descriptor d, size_t n, size_t unit, struct bench_raw_arena **out) {
+  struct bench_raw_arena *r = calloc(1, sizeof *r);
+  if (!r) return bench_fail(b, XM_E_NO_MEMORY, "out of memory");
+  r->n = n;
+  r->unit = unit;
+  r->fd = d;
+  void *p = mmap(NULL, n * unit, PROT_NONE, raw_reserved_flags, -1, 0);
+  if (p == MAP_FAILED) {
+    free(r);
+    return bench_raw_failed(b, "mmap");
+  }
+  r->base = p;
+  *out = r;
+  for (size_t k = 0; k < n; k++)
+    if (mmap(r->base + k * unit, unit, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, d, (off_t)(2 * k * unit)) ==
+        MAP_FAILED)
+      return bench_raw_failed(b, "mmap(MAP_FIXED)");
+  return 0;
+}
+
+int bench_raw_arena_cycle(struct bench *b, struct bench_raw_arena *r, uint64_t iters, double *seconds) {
+  int rc = 0;
+  size_t k = r->next;
+  double t0 = tool_now();
+  for (uint64_t i = 0; i < iters && rc == 0; i++) {
+    unsigned char *at = r->base + k * r->unit;
+    if (mmap(at, r->unit, PROT_NONE, raw_reserved_flags | MAP_FIXED, -1, 0) == MAP_FAILED)
+      rc = bench_raw_failed(b, "mmap(PROT_NONE)");
+    else if (mmap(at, r->unit, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r->fd, (off_t)(2 * k * r->unit)) ==
+             MAP_FAILED)
+      rc = bench_raw_failed(b, "mmap(MAP_FIXED | MAP_SHARED)");
+    k = k + 7919 < r->n ? k + 7919 : (k + 7919) % r->n;
+  }
+  *seconds = tool_now() - t0;
+  r->next = k;
+  return rc;
+}
+
+void bench_raw_arena_free(struct bench_raw_arena *r) {
+  if (!r) return;
+  munmap(r->base, r->n * r->unit);
+  free(r);
 }

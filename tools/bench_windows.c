@@ -126,3 +126,24 @@ int bench_raw_fault(struct bench *b, uint64_t iters, double *seconds) {
   RemoveVectoredExceptionHandler(h);
   return rc;
 }
+
+/* ---- the arena baseline ---------------------------------------------------------------------- */
+/* Not written yet for Windows (it would be MapViewOfFile3(MEM_REPLACE_PLACEHOLDER) and
+   UnmapViewOfFile2(MEM_PRESERVE_PLACEHOLDER) into a placeholder reservation): the xmmap side
+   runs alone. */
+struct bench_raw_arena {
+  int unused;
+};
+
+int bench_raw_arena_new(struct bench *b, xm_descriptor d, size_t n, size_t unit, struct bench_raw_arena **out) {
+  (void)b, (void)d, (void)n, (void)unit;
+  *out = NULL;
+  return 0;
+}
+
+int bench_raw_arena_cycle(struct bench *b, struct bench_raw_arena *r, uint64_t iters, double *seconds) {
+  (void)r, (void)iters, (void)seconds;
+  return bench_fail(b, XM_E_NOT_IMPLEMENTED, "no raw placeholder baseline on Windows yet");
+}
+
+void bench_raw_arena_free(struct bench_raw_arena *r) { (void)r; }

@@ -495,6 +495,13 @@ XM_API int xm_arena_new(size_t size, xm_arena **out);
     /proc/self/maps taken with MAP_FIXED_NOREPLACE; Windows: VirtualAlloc2 with
     MEM_ADDRESS_REQUIREMENTS where it honours them, else a VirtualQuery walk. */
 XM_API int xm_arena_new_in(size_t size, uintptr_t lo, uintptr_t hi, uint64_t align, xm_arena **out);
+/** The unit of the arena's piece offsets and sizes (and of descriptor offsets): the page on
+    POSIX, the allocation granularity (64 KiB) on Windows. It replaces xm_allocation_granularity()
+    for arenas: an offset that is not a multiple is XM_E_NOT_PAGE_ALIGNED, and sizes are rounded up
+    to it. A descriptor whose object has huge pages (hugetlbfs, MFD_HUGETLB, an xm_shm made with
+    XM_SHM_HUGE) needs offset, size and descriptor offset in multiples of its huge page size
+    (XM_E_NOT_PAGE_ALIGNED naming it). 0 for NULL. */
+XM_API size_t xm_arena_granularity(const xm_arena *a);
 /** Maps anonymous shared memory over [offset, offset + size), replacing what was there. */
 XM_API int xm_arena_add_anon(xm_arena *a, size_t offset, size_t size, xm_prot prot);
 /** On Windows d is a section handle. */

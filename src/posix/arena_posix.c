@@ -5,7 +5,9 @@
  * what was there in one step; remove = the reserve mmap again with MAP_FIXED over the mapped
  * parts, so that access faults. Remainders of partly covered mappings stay where they are: the
  * POSIX back end never has to split or re-map anything. */
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -90,10 +92,15 @@ void xm__os_arena_backing_close(xm_descriptor handle) { xm__os_close(handle); }
    arena's exact range never has to split a mapping (which fails at vm.max_map_count). */
 static void name_reserved(const struct xm__os_arena *arena, void *addr, size_t len) {
 #if defined(__linux__)
+  /* A kernel without CONFIG_ANON_VMA_NAME says EINVAL: asked once, not on every change. */
+  static atomic_bool unsupported;
+  if (atomic_load_explicit(&unsupported, memory_order_relaxed)) return;
   char name[40];
   snprintf(name, sizeof name, "xmmap-arena-%lx", (unsigned long)(uintptr_t)arena->base);
-  (void)prctl(XM__PR_SET_VMA, XM__PR_SET_VMA_ANON_NAME, (unsigned long)(uintptr_t)addr, (unsigned long)len,
-              (unsigned long)(uintptr_t)name);
+  if (prctl(XM__PR_SET_VMA, XM__PR_SET_VMA_ANON_NAME, (unsigned long)(uintptr_t)addr, (unsigned long)len,
+            (unsigned long)(uintptr_t)name) != 0 &&
+      errno == EINVAL)
+    atomic_store_explicit(&unsupported, true, memory_order_relaxed);
 #else
   (void)arena, (void)addr, (void)len;
 #endif
@@ -121,32 +128,38 @@ static void *map_piece(void *addr, const struct xm__arena_piece *q, int fd) {
    piece is not there: mapped elsewhere first (where every mmap failure happens: a pipe, a
    read-only descriptor, a seal), then moved over the old pages in one mremap. Where mremap
    cannot move it (not Linux), MAP_FIXED directly; if that fails, the range may have lost its old
-   pages and is reserved again. *kept: the window is as it was. */
-static int add_piece(const struct xm__os_arena *arena, const struct xm__arena_piece *q, int fd, bool *kept) {
+   pages and is reserved again. Over reserved space only (over_reserved) there are no contents to
+   keep: MAP_FIXED directly, in one call, and reserved again should it fail. *kept: the window is
+   as it was. */
+static int add_piece(const struct xm__os_arena *arena, const struct xm__arena_piece *q, int fd, bool over_reserved,
+                     bool *kept) {
   void *at = (unsigned char *)arena->base + q->offset;
   *kept = true;
-  void *tmp = map_piece(NULL, q, fd);
-  if (tmp == MAP_FAILED) return xm__posix_fail_mmap(errno, q->kind == XM__PIECE_ANON ? -1 : fd);
+  if (!over_reserved) {
+    void *tmp = map_piece(NULL, q, fd);
+    if (tmp == MAP_FAILED) return xm__posix_fail_mmap(errno, q->kind == XM__PIECE_ANON ? -1 : fd);
 #if defined(__linux__) && defined(MREMAP_FIXED)
-  if (xm__posix_injected()) {
-    int rc = xm__posix_fail_errno("mremap");
+    if (xm__posix_injected()) {
+      int rc = xm__posix_fail_errno("mremap");
+      munmap(tmp, q->size);
+      return rc;
+    }
+    if (mremap(tmp, q->size, q->size, MREMAP_MAYMOVE | MREMAP_FIXED, at) != MAP_FAILED) return XM_OK;
+    int e = errno;
     munmap(tmp, q->size);
-    return rc;
-  }
-  if (mremap(tmp, q->size, q->size, MREMAP_MAYMOVE | MREMAP_FIXED, at) != MAP_FAILED) return XM_OK;
-  int e = errno;
-  munmap(tmp, q->size);
-  /* Out of mappings: the old pages are still there, and a direct MAP_FIXED would risk them. Any
-     other refusal is the mapping's kind (a device whose driver will not move its mappings, no
-     mremap here): map in place as before. */
-  if (e == ENOMEM) return xm__posix_fail_mapping(e, "mremap");
+    /* Out of mappings: the old pages are still there, and a direct MAP_FIXED would risk them. Any
+       other refusal is the mapping's kind (a device whose driver will not move its mappings, no
+       mremap here): map in place as before. */
+    if (e == ENOMEM) return xm__posix_fail_mapping(e, "mremap");
 #else
-  munmap(tmp, q->size);
+    munmap(tmp, q->size);
 #endif
+  }
   if (map_piece(at, q, fd) != MAP_FAILED) return XM_OK;
   int rc = xm__posix_fail_mmap(errno, q->kind == XM__PIECE_ANON ? -1 : fd);
-  *kept = false;
-  (void)reserve_at(arena, at, q->size); /* at worst the old pages stay, inaccessible or not */
+  /* Reserved again: over reserved space that is where the window was; over mapped pieces the old
+     pages may be gone (at worst they stay, inaccessible or not). */
+  if (reserve_at(arena, at, q->size) != XM_OK || !over_reserved) *kept = false;
   return rc;
 }
 
@@ -165,7 +178,7 @@ int xm__os_arena_change(struct xm__os_arena *arena, const struct xm__arena_piece
     q->os_flags = 0;
     int rc = XM_OK;
     if (q->flags & XM__PIECE_NEW) {
-      rc = add_piece(arena, q, d, kept);
+      rc = add_piece(arena, q, d, !maps_inside(old, n_old, q->offset, q->offset + q->size), kept);
       if (rc && !*kept) q->kind = XM__PIECE_RESERVED;
     } else if (q->kind == XM__PIECE_RESERVED && maps_inside(old, n_old, q->offset, q->offset + q->size)) {
       /* The removed range: one mmap over it (remainders and unchanged pieces are left alone). */

@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#if defined(__linux__)
+#include <sys/vfs.h>
+#endif
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
@@ -29,10 +32,35 @@ static int stat_descriptor(xm_descriptor d, struct stat *st) {
 
 /* Files and shm map; devices may (/dev/zero, vfio); pipes, sockets, directories never do. A shared-
    memory object is a file the library will map read-write: opened O_RDWR, not O_PATH. */
+static int check_stat(enum xm__source source, xm_descriptor d, const struct stat *st_in);
+
 int xm__os_check_descriptor(enum xm__source source, xm_descriptor d) {
   struct stat st;
   int rc = stat_descriptor(d, &st);
+  return rc ? rc : check_stat(source, d, &st);
+}
+
+/* One fstat for both (an arena add is on emulators' hot path). hugetlbfs reports its huge page
+   size as the block size; other file systems may report large block sizes too (NFS, ZFS), so the
+   file system is checked, only when the block size is large. */
+int xm__os_check_arena_descriptor(xm_descriptor d, size_t *page_size) {
+  struct stat st;
+  int rc = stat_descriptor(d, &st);
+  if (!rc) rc = check_stat(XM__SOURCE_DESCRIPTOR, d, &st);
   if (rc) return rc;
+  *page_size = xm__os_page_size();
+#if defined(__linux__)
+  struct statfs fs;
+  const unsigned long hugetlbfs_magic = 0x958458f6ul;
+  if (st.st_blksize > 0 && (size_t)st.st_blksize > *page_size && fstatfs(d, &fs) == 0 &&
+      (unsigned long)fs.f_type == hugetlbfs_magic && (size_t)fs.f_bsize > *page_size)
+    *page_size = (size_t)fs.f_bsize;
+#endif
+  return XM_OK;
+}
+
+static int check_stat(enum xm__source source, xm_descriptor d, const struct stat *st_in) {
+  const struct stat st = *st_in;
   bool mappable = S_ISREG(st.st_mode) || (source != XM__SOURCE_SHM && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)));
   if (!mappable)
     return xm__fail(XM_E_INVALID_ARGUMENT, "descriptor %d is %s, which cannot be mapped%s", d, type_name(st.st_mode),
