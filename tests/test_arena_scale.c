@@ -31,7 +31,9 @@ static size_t fit_map_count(size_t wanted, size_t per_piece) {
     return wanted;
   }
   size_t room = limit > used + MAP_COUNT_HEADROOM ? (limit - used - MAP_COUNT_HEADROOM) / per_piece : 0;
-  if (room < wanted) print_message("vm.max_map_count=%zu, %zu used: %zu pieces instead of %zu\n", limit, used, room, wanted);
+  if (room < wanted)
+    print_message("vm.max_map_count=%lu, %lu used: %lu pieces instead of %lu\n", (unsigned long)limit,
+                  (unsigned long)used, (unsigned long)room, (unsigned long)wanted);
   return room < wanted ? room : wanted;
 }
 
@@ -42,8 +44,8 @@ static size_t fit_time(size_t n, double probe_seconds) {
   size_t fit = (size_t)(TIME_BUDGET / (2.0 * per_change));
   if (fit < PROBE_CHANGES) fit = PROBE_CHANGES;
   if (fit < n)
-    print_message("%.1f us per change here (an emulator, valgrind or Wine): %zu pieces instead of %zu\n",
-                  per_change * 1e6, fit, n);
+    print_message("%.1f us per change here (an emulator, valgrind or Wine): %lu pieces instead of %lu\n",
+                  per_change * 1e6, (unsigned long)fit, (unsigned long)n);
   return fit < n ? fit : n;
 }
 
@@ -100,11 +102,11 @@ static void scattered_pieces(void **state) {
   if (n < PROBE_CHANGES) {
     xm_arena_free(a);
     xm_shm_free(shm);
-    XT_SKIP("the mapping-count limit leaves room for %zu scattered pieces only", n);
+    XT_SKIP("the mapping-count limit leaves room for %lu scattered pieces only", (unsigned long)n);
   }
   const size_t stride = (arena_size() / n) & ~(unit - 1);
   assert_true(stride >= 2 * unit);
-#define OBJ_OFFSET(k) ((uint64_t)(((k) * 7919u) % shm_units) * unit)
+#define OBJ_OFFSET(k) ((uint64_t)(((k)*7919u) % shm_units) * unit)
   double t0 = seconds_now();
   size_t added = 0;
   for (; added < n; added++) {
@@ -112,7 +114,8 @@ static void scattered_pieces(void **state) {
     if (added == n) break;
     XT_OK(xm_arena_add_fd(a, added * stride, unit, d, OBJ_OFFSET(added), XM_PROT_READ_WRITE));
   }
-  print_message("%zu scattered pieces of %zu bytes in a %zu MiB arena\n", n, unit, arena_size() >> 20);
+  print_message("%lu scattered pieces of %lu bytes in a %lu MiB arena\n", (unsigned long)n, (unsigned long)unit,
+                (unsigned long)(arena_size() >> 20));
   const size_t sample = n / 64 ? n / 64 : 1;
   for (size_t k = 0; k < n; k += sample)
     check_through_both(a, shm, unit, k * stride, OBJ_OFFSET(k), k);
@@ -147,7 +150,8 @@ static void merged_runs(void **state) {
   size_t n = MERGED_WANTED;
   if ((uint64_t)n * unit > shm_size()) {
     n = (size_t)(shm_size() / unit);
-    print_message("%zu-byte units: %zu pieces fill the %zu MiB object\n", unit, n, (size_t)(shm_size() >> 20));
+    print_message("%lu-byte units: %lu pieces fill the %lu MiB object\n", (unsigned long)unit, (unsigned long)n,
+                  (unsigned long)(shm_size() >> 20));
   }
   const size_t base = arena_size() / 4 & ~(unit - 1);
   const size_t before = used_count();
@@ -158,7 +162,8 @@ static void merged_runs(void **state) {
     XT_OK(xm_arena_add_fd(a, base + k * unit, unit, d, (uint64_t)k * unit, XM_PROT_READ_WRITE));
   }
   const size_t with = used_count();
-  print_message("%zu contiguous pieces: %zu kernel mappings before, %zu with them\n", n, before, with);
+  print_message("%lu contiguous pieces: %lu kernel mappings before, %lu with them\n", (unsigned long)n,
+                (unsigned long)before, (unsigned long)with);
 #if defined(__linux__)
   if (before && with && xt_mappings_comparable()) assert_true(with <= before + 4); /* one run, its split reservation */
 #endif
@@ -258,8 +263,10 @@ static void huge_page_backing_needs_whole_pages(void **state) {
   size_t huge = 0;
   for (size_t h = 2 * MIB; h <= 4 * MIB && !huge; h *= 2)
     if (xm_arena_add_fd(a, 2 * MIB, h, d, 0, XM_PROT_READ_WRITE) == XM_OK) huge = h;
-  if (!huge) print_message("huge pages larger than 4 MiB: %s\n", xm_errmsg());
-  else xt_arena_base(a)[2 * MIB] = 1;
+  if (!huge)
+    print_message("huge pages larger than 4 MiB: %s\n", xm_errmsg());
+  else
+    xt_arena_base(a)[2 * MIB] = 1;
   xm_arena_free(a);
   xm_shm_free(shm);
 #endif

@@ -188,7 +188,9 @@ static void probe_arena(struct tool_finding *f) {
   int rc = xm_arena_new(2 * g, &a);
   if (rc == XM_OK) rc = xm_arena_add_anon(a, 0, g, XM_PROT_READ_WRITE);
   if (rc == XM_OK) rc = xm_arena_remove(a, 0, g);
-  settle(f, rc, xm_arena_strategy());
+  char how[96];
+  tool_format(how, sizeof how, "%s, pieces in units of %zu bytes", xm_arena_strategy(), xm_arena_granularity(a));
+  settle(f, rc, how);
   xm_arena_free(a);
 }
 
