@@ -68,33 +68,35 @@ static int arena_create(size_t size, size_t reserved, const struct xm__os_place 
 
 int xm_arena_new(size_t size, xm_arena **out) {
   if (!out) return xm__fail(XM_E_INVALID_ARGUMENT, "out must not be NULL");
-  const size_t unit = arena_unit();
-  if (size > SIZE_MAX - (unit - 1))
+  /* Reserved in whole granularity units (what the OS reserves in), which hold whole arena units. */
+  const size_t g = xm__granularity();
+  if (size > SIZE_MAX - (g - 1))
     return xm__fail(XM_E_INVALID_ARGUMENT, "arena size %zu does not fit the address space", size);
-  return arena_create(size, (size + unit - 1) & ~(unit - 1), NULL, out);
+  return arena_create(size, (size + g - 1) & ~(g - 1), NULL, out);
 }
 
 /* The range is taken as the whole units inside [lo, hi); an empty arena is checked the same way
    and takes no address space (its pointer is NULL, as with xm_arena_new(0)). */
 int xm_arena_new_in(size_t size, uintptr_t lo, uintptr_t hi, uint64_t align, xm_arena **out) {
   if (!out) return xm__fail(XM_E_INVALID_ARGUMENT, "out must not be NULL");
-  const size_t unit = arena_unit();
+  /* Reserved and placed in whole granularity units (what the OS reserves in). */
+  const size_t g = xm__granularity();
   if (align != 0 && !xm__is_pow2(align))
     return xm__fail(XM_E_INVALID_ARGUMENT, "alignment 0x%llx is not a power of two", (unsigned long long)align);
   if (align > SIZE_MAX / 2)
     return xm__fail(XM_E_INVALID_ARGUMENT, "alignment 0x%llx is larger than the address space",
                     (unsigned long long)align);
   if (lo >= hi) return xm__fail(XM_E_INVALID_ARGUMENT, "address range [%p, %p) is empty", (void *)lo, (void *)hi);
-  if (size > SIZE_MAX - (unit - 1))
+  if (size > SIZE_MAX - (g - 1))
     return xm__fail(XM_E_INVALID_ARGUMENT, "arena size %zu does not fit the address space", size);
-  const size_t reserved = (size + unit - 1) & ~(unit - 1);
-  struct xm__os_place where = {.lo = lo > UINTPTR_MAX - (unit - 1) ? 0 : (lo + unit - 1) & ~(uintptr_t)(unit - 1),
-                               .hi = xm__align_down(hi, unit),
-                               .align = align > unit ? (size_t)align : unit};
+  const size_t reserved = (size + g - 1) & ~(g - 1);
+  struct xm__os_place where = {.lo = lo > UINTPTR_MAX - (g - 1) ? 0 : (lo + g - 1) & ~(uintptr_t)(g - 1),
+                               .hi = xm__align_down(hi, g),
+                               .align = align > g ? (size_t)align : g};
   if (where.lo == 0 && lo != 0) where.hi = 0; /* lo rounds up past the address space */
   if (where.lo >= where.hi || where.hi - where.lo < reserved)
     return xm__fail(XM_E_INVALID_ARGUMENT, "address range [%p, %p) holds no %zu bytes in whole %zu-byte %s units",
-                    (void *)lo, (void *)hi, reserved, unit, unit_name());
+                    (void *)lo, (void *)hi, reserved, g, g == xm__page_size() ? "page" : "allocation granularity");
   return arena_create(size, reserved, &where, out);
 }
 

@@ -1,6 +1,7 @@
 /* The placeholders strategy of the Windows arena (the recipe is at the top of arena_windows.c): a
    change unmaps the run's views back to placeholders, cuts the placeholders to the new pieces and
    maps them; a change that fails is undone the same way with the old pieces. */
+#include "placeholder_plan.h"
 #include "win.h"
 
 struct unmapping {
@@ -19,7 +20,8 @@ static void unmap_to_placeholder(void *allocation, DWORD type, void *ctx) {
 }
 
 /* Makes [base + r0, base + r1) exactly what pieces[] say there: every view unmapped to its
-   placeholder, the placeholders coalesced and cut into one per piece, the mapped pieces mapped.
+   placeholder, the placeholders coalesced, then the plan (placeholder_plan.h): cut into one per
+   piece, the mapped pieces mapped.
    false at the first failure, noted in *status (unless a failure is there already). The data of
    mapped pieces lives in their backings' sections, so nothing is lost in between. */
 static bool shape(uintptr_t base, const struct xm__arena_piece *pieces, size_t n, size_t r0, size_t r1, int *status) {
@@ -34,23 +36,21 @@ static bool shape(uintptr_t base, const struct xm__arena_piece *pieces, size_t n
     xm__win_arena_note_failure(status, GetLastError(), "VirtualFree(MEM_COALESCE_PLACEHOLDERS)");
     return false;
   }
-  for (size_t k = 0; k < n; k++) {
-    const struct xm__arena_piece *q = &pieces[k];
-    if (q->offset < r0 || q->offset + q->size >= r1) continue; /* the last piece needs no cut */
-    if (xm__win_injected() ||
-        !VirtualFree((void *)(base + q->offset), q->size, MEM_RELEASE | MEM_PRESERVE_PLACEHOLDER)) {
-      xm__win_arena_note_failure(status, GetLastError(), "VirtualFree(MEM_PRESERVE_PLACEHOLDER)");
-      return false;
-    }
-  }
-  for (size_t k = 0; k < n; k++) {
-    const struct xm__arena_piece *q = &pieces[k];
-    if (q->offset < r0 || q->offset >= r1 || !xm__piece_is_mapped(q)) continue;
-    const char *call;
-    DWORD e = xm__win_arena_map_piece(true, base + q->offset, q, &call);
-    if (e != ERROR_SUCCESS) {
-      xm__win_arena_note_failure(status, e, call);
-      return false;
+  struct xm__ph_plan plan = xm__ph_plan_start(pieces, n, r0, r1);
+  for (struct xm__ph_step s; xm__ph_plan_next(&plan, &s);) {
+    if (s.op == XM__PH_SPLIT) {
+      if (xm__win_injected() ||
+          !VirtualFree((void *)(base + s.offset), s.size, MEM_RELEASE | MEM_PRESERVE_PLACEHOLDER)) {
+        xm__win_arena_note_failure(status, GetLastError(), "VirtualFree(MEM_PRESERVE_PLACEHOLDER)");
+        return false;
+      }
+    } else {
+      const char *call;
+      DWORD e = xm__win_arena_map_piece(true, base + s.offset, s.piece, &call);
+      if (e != ERROR_SUCCESS) {
+        xm__win_arena_note_failure(status, e, call);
+        return false;
+      }
     }
   }
   return true;
