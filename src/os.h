@@ -357,8 +357,9 @@ static inline bool xm__piece_is_mapped(const struct xm__arena_piece *p) {
   return p->kind == XM__PIECE_ANON || p->kind == XM__PIECE_DESCRIPTOR;
 }
 
-/* The unit of every arena's offsets and sizes: the page on POSIX; the allocation granularity on
-   Windows (both strategies today). Constant; cheap. */
+/* The unit of every arena's offsets and sizes: the page on POSIX and with Windows placeholders;
+   the allocation granularity with split reservations. At most the granularity, which arena
+   reservations are still made in. Constant once the strategy is decided; cheap. */
 size_t xm__os_arena_unit(void);
 /* xm__os_check_descriptor(XM__SOURCE_DESCRIPTOR, d), and on success *page_size = the page size
    of the object d maps: the huge page size of a hugetlbfs file or MFD_HUGETLB memfd (Linux), else

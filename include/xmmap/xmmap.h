@@ -496,7 +496,8 @@ XM_API int xm_arena_new(size_t size, xm_arena **out);
     MEM_ADDRESS_REQUIREMENTS where it honours them, else a VirtualQuery walk. */
 XM_API int xm_arena_new_in(size_t size, uintptr_t lo, uintptr_t hi, uint64_t align, xm_arena **out);
 /** The unit of the arena's piece offsets and sizes (and of descriptor offsets): the page on
-    POSIX, the allocation granularity (64 KiB) on Windows. It replaces xm_allocation_granularity()
+    POSIX and on Windows with placeholders (MEM_REPLACE_PLACEHOLDER lifts the 64 KiB rule), the
+    allocation granularity (64 KiB) with split reservations (Wine; xm_arena_strategy says which). It replaces xm_allocation_granularity()
     for arenas: an offset that is not a multiple is XM_E_NOT_PAGE_ALIGNED, and sizes are rounded up
     to it. A descriptor whose object has huge pages (hugetlbfs, MFD_HUGETLB, an xm_shm made with
     XM_SHM_HUGE) needs offset, size and descriptor offset in multiples of its huge page size
