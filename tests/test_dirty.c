@@ -418,6 +418,7 @@ static void race_collect(struct race *race) {
 
 static void writers_race_collector(void **state) {
   (void)state;
+  XT_SKIP_UNLESS_THREADS_RESUME_AFTER_FAULTS();
   struct race race = {.max_writes = 1 << 17};
   const size_t collects = (size_t)xt_rounds(1000);
   race.m = xt_anon(RACE_PAGES * PAGE);
@@ -514,30 +515,75 @@ static XT_THREAD_RET churn_pieces(void *arg) {
   return 0;
 }
 
-static void arena_churn(void **state) {
-  (void)state;
-  struct churn c = {.a = xt_arena(8 * U)};
-  XT_OK(xm_arena_add_anon(c.a, 0, 4 * U, XM_PROT_READ_WRITE));
+/* The churn itself, without cmocka's asserts (it runs in a child on POSIX): 0, or the failing step
+   with its message in msg. */
+static int churn_run(char *msg, size_t len) {
+  struct churn c = {.a = NULL};
+  if (xm_arena_new(8 * U, &c.a) != XM_OK || xm_arena_add_anon(c.a, 0, 4 * U, XM_PROT_READ_WRITE) != XM_OK) {
+    snprintf(msg, len, "arena: %s", xm_errmsg());
+    return 1;
+  }
   const size_t n = 8 * U / PAGE;
-  xm_dirty *d = track(xm_arena_region(c.a), 0, 8 * U);
+  own_fault_signals();
+  xm_dirty *d = NULL;
   uint64_t *bits = calloc((n + 63) / 64, 8);
-  assert_non_null(bits);
+  if (!bits || xm_dirty_new(xm_arena_region(c.a), 0, 8 * U, 0, &d) != XM_OK) {
+    snprintf(msg, len, "tracker: %s", xm_errmsg());
+    return 2;
+  }
   xt_thread t;
   xt_thread_start(&t, churn_pieces, &c);
   unsigned char *base = xt_arena_base(c.a);
-  for (int round = 0; round < xt_rounds(200); round++) {
+  int step = 0;
+  for (int round = 0; round < xt_rounds(200) && !step; round++) {
     size_t page = (size_t)round * 7 % (4 * U / PAGE);
     base[page * PAGE] = (unsigned char)round;
-    XT_OK(xm_dirty_collect(d, bits, n, NULL));
-    assert_true((bits[page / 64] >> (page % 64)) & 1);
+    if (xm_dirty_collect(d, bits, n, NULL) != XM_OK) {
+      snprintf(msg, len, "collect: %s", xm_errmsg());
+      step = 3;
+    } else if (!((bits[page / 64] >> (page % 64)) & 1)) {
+      snprintf(msg, len, "round %d: the write to page %zu was not reported", round, page);
+      step = 4;
+    }
   }
   atomic_store(&c.stop, 1);
   xt_thread_join(t);
-  if (c.rc) print_message("the churning thread failed: %s\n", c.msg);
-  XT_OK(c.rc);
+  if (!step && c.rc) {
+    snprintf(msg, len, "the churning thread failed: %s", c.msg);
+    step = 5;
+  }
   free(bits);
   xm_dirty_free(d);
   xm_arena_free(c.a);
+  if (!step) snprintf(msg, len, "a tracker on an arena whose pieces another thread changes: every write reported");
+  return step;
+}
+
+#ifndef _WIN32
+static int churn_child(int out) {
+  char msg[400];
+  int step = churn_run(msg, sizeof msg);
+  return xt_say(out, step, "%s", msg);
+}
+#endif
+
+static void arena_churn(void **state) {
+  (void)state;
+#ifdef _WIN32
+  char msg[400];
+  int step = churn_run(msg, sizeof msg);
+  if (step) fail_msg("step %d: %s", step, msg);
+#else
+  /* In a child: qemu-i386 7.2 can end the whole process (status 255, no signal, no fault reaching
+     any handler) when a thread exits while others fault; that is told apart from a failure. */
+  xt_child c = xt_run_child(churn_child, 120);
+  if (c.status != -1 && WIFEXITED(c.status) && WEXITSTATUS(c.status) == 255 && c.msg[0] == '\0')
+    XT_SKIP("the process ended with status 255 without a message or a fault reaching a handler: the "
+            "emulator lost the threads (qemu-i386 7.2)");
+  if (c.status != -1 && WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGKILL && strstr(c.msg, "killed"))
+    XT_SKIP("the child never finished here: %s", c.msg);
+  xt_assert_child_passed(&c);
+#endif
 }
 
 int main(void) {
@@ -550,8 +596,10 @@ int main(void) {
       cmocka_unit_test(commit_and_decommit_reported),
       cmocka_unit_test(two_regions),
       cmocka_unit_test(refused_protection_recovers),
-      cmocka_unit_test(writers_race_collector),
+      /* Threads fault last: under qemu-i386 7.2 faults are not always delivered once other
+         threads have faulted. */
       cmocka_unit_test(arena_churn),
+      cmocka_unit_test(writers_race_collector),
   };
   capture_fault_signals();
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -61,6 +61,7 @@ static XT_THREAD_RET remove_hook(void *arg) {
 
 static void removal_waits_for_a_running_call(void **state) {
   (void)state;
+  XT_SKIP_UNLESS_THREADS_RESUME_AFTER_FAULTS();
   struct blocking b = {.m = xt_anon(page)};
   XT_OK(xm_fault_hook_add(xm_mapping_ptr(b.m), page, block_until_released, &b, &b.h));
   XT_OK(xm_mapping_protect(b.m, 0, page, XM_PROT_NONE));
@@ -207,6 +208,7 @@ static XT_THREAD_RET fault_repeatedly(void *arg) {
 
 static void threads_fault_while_hooks_change(void **state) {
   (void)state;
+  XT_SKIP_UNLESS_THREADS_RESUME_AFTER_FAULTS();
   enum { THREADS = 4 };
   xm_mapping *m = xt_anon((THREADS + 64) * page);
   xm_fault_hook *own[THREADS];
@@ -452,6 +454,7 @@ static XT_THREAD_RET touch_on_alt_stack(void *arg) {
 
 static void hooks_run_on_the_alternate_stack(void **state) {
   (void)state;
+  XT_SKIP_UNLESS_THREADS_RESUME_AFTER_FAULTS();
   struct on_alt_stack s = {.a = xt_arena(xm_allocation_granularity())};
   s.lo = malloc(ALT_STACK_SIZE);
   assert_non_null(s.lo);
@@ -474,17 +477,21 @@ int main(void) {
 #ifndef _WIN32
   assert_int_equal(xt_capture_library_handler(), XM_OK);
 #endif
+  /* Faults in other threads come last: under qemu-i386 7.2 a fault in the main thread is not always
+     delivered once other threads have faulted. */
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(removal_waits_for_a_running_call),
       cmocka_unit_test(a_hook_removes_itself),
       cmocka_unit_test(ten_thousand_hooks),
-      cmocka_unit_test(threads_fault_while_hooks_change),
 #ifdef _WIN32
       cmocka_unit_test(pass_reaches_the_next_handler_and_reinstall),
 #else
       cmocka_unit_test(pass_reaches_the_previous_handler),
       cmocka_unit_test(handler_check_and_reinstall),
       cmocka_unit_test(reinstall_over_a_chaining_handler_makes_no_loop),
+#endif
+      cmocka_unit_test(removal_waits_for_a_running_call),
+      cmocka_unit_test(threads_fault_while_hooks_change),
+#ifndef _WIN32
       cmocka_unit_test(hooks_run_on_the_alternate_stack),
 #endif
   };
