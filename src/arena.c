@@ -125,7 +125,9 @@ static struct xm__arena_piece cut(const struct xm__arena_piece *p, size_t from, 
 static int change(xm_arena *a, size_t offset, size_t size, const struct xm__arena_piece *what, xm_descriptor d) {
   const size_t end = offset + size;
   const struct xm__arena_piece *first = xm__pieces_find(&a->pieces, offset);
-  const struct xm__arena_piece *last = xm__pieces_find(&a->pieces, end - 1);
+  const struct xm__arena_piece *last = first; /* the window is walked, not looked up: it is short */
+  while (last->offset + last->size < end)
+    last = xm__pieces_next(last);
   /* A removal takes adjacent reserved neighbours into the window so that they merge (and a back
      end with placeholders may coalesce them). */
   if (what->kind == XM__PIECE_RESERVED) {

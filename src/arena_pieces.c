@@ -114,6 +114,16 @@ static struct xm__arena_node *merge(struct xm__arena_node *l, struct xm__arena_n
   return r;
 }
 
+/* t without the node whose offset is key (which is in t). */
+static struct xm__arena_node *erase(struct xm__arena_node *t, size_t key) {
+  if (t->piece.offset == key) return merge(t->left, t->right);
+  if (key < t->piece.offset)
+    t->left = erase(t->left, key);
+  else
+    t->right = erase(t->right, key);
+  return t;
+}
+
 const struct xm__arena_piece *xm__pieces_find(const struct xm__arena_pieces *s, size_t offset) {
   const struct xm__arena_node *t = s->root, *best = NULL;
   while (t) {
@@ -150,10 +160,10 @@ static bool mergeable(const struct xm__arena_piece *a, const struct xm__arena_pi
    reserve holds at least n_now nodes; nothing fails. */
 void xm__pieces_replace(struct xm__arena_pieces *s, const struct xm__arena_piece *first_old, size_t n_old,
                         const struct xm__arena_piece *now, size_t n_now) {
-  struct xm__arena_node *lo = node_of(first_old), *hi = lo;
-  for (size_t k = 1; k < n_old; k++)
-    hi = hi->next;
-  struct xm__arena_node *before = lo->prev, *after = hi->next;
+  struct xm__arena_node *lo = node_of(first_old), *after = lo;
+  for (size_t k = 0; k < n_old; k++)
+    after = after->next;
+  struct xm__arena_node *before = lo->prev;
   /* The merged new pieces, widened over a reserved neighbour on either side. */
   struct xm__arena_piece list[XM__ARENA_MAX_PIECES];
   size_t n = 0;
@@ -167,40 +177,41 @@ void xm__pieces_replace(struct xm__arena_pieces *s, const struct xm__arena_piece
     list[0].offset = before->piece.offset;
     list[0].size += before->piece.size;
     lo = before;
-    before = before->prev;
     n_old++;
   }
   if (after && mergeable(&list[n - 1], &after->piece)) {
     list[n - 1].size += after->piece.size;
-    hi = after;
-    after = after->next;
     n_old++;
   }
-  const size_t from = lo->piece.offset, to = hi->piece.offset + hi->piece.size;
-  struct xm__arena_node *left, *mid, *right;
-  split(s->root, from, &left, &mid);
-  split(mid, to, &mid, &right);
-  for (struct xm__arena_node *k = lo, *stop = after; k != stop;) {
-    struct xm__arena_node *next = k->next;
-    give_node(s, k);
-    k = next;
+  /* The window's nodes are reused in order (their keys stay in order among the rest of the tree,
+     so the common change costs no restructuring): the surplus is erased first, under its old
+     keys; then the keys are reassigned; then the missing nodes are inserted. */
+  struct xm__arena_node *keep_last = lo;
+  for (size_t k = 1; k < n_old && k < n; k++)
+    keep_last = keep_last->next;
+  for (size_t k = n; k < n_old; k++) {
+    struct xm__arena_node *gone = keep_last->next;
+    s->root = erase(s->root, gone->piece.offset);
+    keep_last->next = gone->next;
+    if (gone->next) gone->next->prev = keep_last;
+    give_node(s, gone);
+    s->count--;
   }
-  s->count -= n_old;
-  struct xm__arena_node *prev = before, *built = NULL;
-  for (size_t k = 0; k < n; k++) {
+  struct xm__arena_node *at = lo;
+  for (size_t k = 0; k < n && k < n_old; k++, at = at->next)
+    at->piece = list[k];
+  struct xm__arena_node *prev = keep_last;
+  for (size_t k = n_old; k < n; k++) {
     struct xm__arena_node *node = take_node(s);
-    *node = (struct xm__arena_node){.piece = list[k], .prev = prev, .priority = next_priority(s)};
-    if (prev)
-      prev->next = node;
-    else
-      s->first = node;
+    *node = (struct xm__arena_node){.piece = list[k], .prev = prev, .next = prev->next, .priority = next_priority(s)};
+    if (prev->next) prev->next->prev = node;
+    prev->next = node;
     prev = node;
-    built = merge(built, node);
+    struct xm__arena_node *left, *right;
+    split(s->root, node->piece.offset, &left, &right);
+    s->root = merge(merge(left, node), right);
+    s->count++;
   }
-  prev->next = after;
-  if (after) after->prev = prev;
-  s->count += n;
-  s->root = merge(merge(left, built), right);
 }
 
 int xm__pieces_init(struct xm__arena_pieces *s, size_t reserved, uint32_t seed) {
