@@ -3,6 +3,7 @@
    the same functions). */
 #define WIN32_LEAN_AND_MEAN
 #include <windows.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
@@ -128,22 +129,79 @@ int bench_raw_fault(struct bench *b, uint64_t iters, double *seconds) {
 }
 
 /* ---- the arena baseline ---------------------------------------------------------------------- */
-/* Not written yet for Windows (it would be MapViewOfFile3(MEM_REPLACE_PLACEHOLDER) and
-   UnmapViewOfFile2(MEM_PRESERVE_PLACEHOLDER) into a placeholder reservation): the xmmap side
-   runs alone. */
+/* The placeholders arena's two calls, raw: UnmapViewOfFile2(MEM_PRESERVE_PLACEHOLDER) of view k
+   and MapViewOfFile3(MEM_REPLACE_PLACEHOLDER) of it back, in a placeholder reservation cut into n
+   placeholders. n/a where the system has no placeholders (Wine): the arena then uses split
+   reservations, which have no two-call equivalent. */
+typedef void *(WINAPI *alloc2_fn)(HANDLE, void *, SIZE_T, ULONG, ULONG, void *, ULONG);
+typedef void *(WINAPI *map3_fn)(HANDLE, HANDLE, void *, ULONG64, SIZE_T, ULONG, ULONG, void *, ULONG);
+typedef BOOL(WINAPI *unmap2_fn)(HANDLE, void *, ULONG);
+
 struct bench_raw_arena {
-  int unused;
+  unsigned char *base;
+  size_t n, unit, next, mapped;
+  HANDLE section;
+  map3_fn map3;
+  unmap2_fn unmap2;
 };
 
+static void (*kernelbase(const char *name))(void) {
+  HMODULE m = GetModuleHandleW(L"kernelbase.dll");
+  return m ? (void (*)(void))GetProcAddress(m, name) : NULL;
+}
+
 int bench_raw_arena_new(struct bench *b, xm_descriptor d, size_t n, size_t unit, struct bench_raw_arena **out) {
-  (void)b, (void)d, (void)n, (void)unit;
   *out = NULL;
+  struct bench_raw_arena *r = calloc(1, sizeof *r);
+  if (!r) return bench_fail(b, XM_E_NO_MEMORY, "out of memory");
+  alloc2_fn alloc2 = (alloc2_fn)kernelbase("VirtualAlloc2");
+  r->map3 = (map3_fn)kernelbase("MapViewOfFile3");
+  r->unmap2 = (unmap2_fn)kernelbase("UnmapViewOfFile2");
+  r->n = n;
+  r->unit = unit;
+  r->section = d;
+  *out = r;
+  /* Without placeholders the xmmap side still runs; the cycle says why there is no baseline. */
+  if (!alloc2 || !r->map3 || !r->unmap2 || strcmp(xm_arena_strategy(), "placeholders") != 0) return 0;
+  r->base = alloc2(GetCurrentProcess(), NULL, n * unit, MEM_RESERVE | 0x00040000 /* MEM_RESERVE_PLACEHOLDER */,
+                   PAGE_NOACCESS, NULL, 0);
+  if (!r->base) return bench_raw_failed(b, "VirtualAlloc2(MEM_RESERVE_PLACEHOLDER)");
+  for (size_t k = 0; k + 1 < n; k++)
+    if (!VirtualFree(r->base + k * unit, unit, MEM_RELEASE | 0x00000002 /* MEM_PRESERVE_PLACEHOLDER */))
+      return bench_raw_failed(b, "VirtualFree(MEM_PRESERVE_PLACEHOLDER)");
+  for (; r->mapped < n; r->mapped++)
+    if (!r->map3(d, GetCurrentProcess(), r->base + r->mapped * unit, 2 * (ULONG64)r->mapped * unit, unit,
+                 0x00004000 /* MEM_REPLACE_PLACEHOLDER */, PAGE_READWRITE, NULL, 0))
+      return bench_raw_failed(b, "MapViewOfFile3(MEM_REPLACE_PLACEHOLDER)");
   return 0;
 }
 
 int bench_raw_arena_cycle(struct bench *b, struct bench_raw_arena *r, uint64_t iters, double *seconds) {
-  (void)r, (void)iters, (void)seconds;
-  return bench_fail(b, XM_E_NOT_IMPLEMENTED, "no raw placeholder baseline on Windows yet");
+  if (!r || r->mapped < r->n)
+    return bench_fail(b, XM_E_NOT_IMPLEMENTED, "no placeholders here: the arena uses %s", xm_arena_strategy());
+  int rc = 0;
+  size_t k = r->next;
+  double t0 = tool_now();
+  for (uint64_t i = 0; i < iters && rc == 0; i++) {
+    unsigned char *at = r->base + k * r->unit;
+    if (!r->unmap2(GetCurrentProcess(), at, 0x00000002 /* MEM_PRESERVE_PLACEHOLDER */))
+      rc = bench_raw_failed(b, "UnmapViewOfFile2(MEM_PRESERVE_PLACEHOLDER)");
+    else if (!r->map3(r->section, GetCurrentProcess(), at, 2 * (ULONG64)k * r->unit, r->unit,
+                      0x00004000 /* MEM_REPLACE_PLACEHOLDER */, PAGE_READWRITE, NULL, 0))
+      rc = bench_raw_failed(b, "MapViewOfFile3(MEM_REPLACE_PLACEHOLDER)");
+    k = k + 7919 < r->n ? k + 7919 : (k + 7919) % r->n;
+  }
+  *seconds = tool_now() - t0;
+  r->next = k;
+  return rc;
 }
 
-void bench_raw_arena_free(struct bench_raw_arena *r) { (void)r; }
+void bench_raw_arena_free(struct bench_raw_arena *r) {
+  if (!r) return;
+  for (size_t k = 0; k < r->mapped; k++)
+    r->unmap2(GetCurrentProcess(), r->base + k * r->unit, 0);
+  if (r->base)
+    for (size_t k = 0; k < r->n; k++)
+      VirtualFree(r->base + k * r->unit, 0, MEM_RELEASE);
+  free(r);
+}
