@@ -46,8 +46,16 @@ static size_t fit_map_count(size_t wanted, size_t per_piece) {
   return room < wanted ? room : wanted;
 }
 
+/* valgrind tracks every mapping in a table of a few thousand segments (VG_N_SEGMENTS). */
+#define VALGRIND_PIECES 1500u
+
 /* Fewer pieces where the first PROBE_CHANGES adds show that all of them would take too long. */
 static size_t fit_time(size_t n, double probe_seconds) {
+  if (xt_under_valgrind() && n > VALGRIND_PIECES) {
+    print_message("under valgrind (its segment table is small): %u pieces instead of %lu\n", VALGRIND_PIECES,
+                  (unsigned long)n);
+    n = VALGRIND_PIECES;
+  }
   double per_change = probe_seconds / PROBE_CHANGES;
   if (per_change <= 0 || per_change * 2.0 * (double)n <= TIME_BUDGET) return n;
   size_t fit = (size_t)(TIME_BUDGET / (2.0 * per_change));
