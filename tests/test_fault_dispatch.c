@@ -414,9 +414,11 @@ static void reinstall_over_a_chaining_handler_makes_no_loop(void **state) {
   (void)state;
   xt_child c = xt_run_child(no_loop_child, 60);
 #ifdef XT_SANITIZER
-  /* The sanitizer's runtime takes the default action's place: it reports the fault and exits. */
+  /* The sanitizer's runtime takes the default action's place: it reports the fault and exits or
+     aborts. */
   if (WIFEXITED(c.status) && WEXITSTATUS(c.status) != 10 && WEXITSTATUS(c.status) != 11 && WEXITSTATUS(c.status) != 0)
     return;
+  if (WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT) return; /* its report ends in abort() */
 #endif
   if (WIFEXITED(c.status)) fail_msg("the child survived an unhandled fault (status %d)", WEXITSTATUS(c.status));
   assert_true(WIFSIGNALED(c.status));
@@ -432,8 +434,9 @@ struct on_alt_stack {
 };
 static xm_fault_action check_stack_and_page_in(const xm_fault *f, void *user) {
   struct on_alt_stack *s = user;
-  unsigned char here;
-  s->on_it = &here >= s->lo && &here < s->hi;
+  /* The frame, not a local's address: ASan may keep locals on a heap "fake stack". */
+  unsigned char *here = __builtin_frame_address(0);
+  s->on_it = here >= s->lo && here < s->hi;
   size_t unit = xm_allocation_granularity();
   size_t at = ((uintptr_t)f->addr - (uintptr_t)xt_arena_base(s->a)) & ~(unit - 1);
   s->added = xm_arena_add_anon(s->a, at, unit, XM_PROT_READ_WRITE) == XM_OK;
