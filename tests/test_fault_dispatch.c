@@ -61,6 +61,7 @@ static XT_THREAD_RET remove_hook(void *arg) {
 
 static void removal_waits_for_a_running_call(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   XT_SKIP_UNLESS_THREADS_RESUME_AFTER_FAULTS();
   struct blocking b = {.m = xt_anon(page)};
   XT_OK(xm_fault_hook_add(xm_mapping_ptr(b.m), page, block_until_released, &b, &b.h));
@@ -98,6 +99,7 @@ static xm_fault_action remove_myself(const xm_fault *f, void *user) {
 
 static void a_hook_removes_itself(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   own_faults();
   struct self_removing s = {.m = xt_anon(2 * page)};
   struct blocking fallback = {.m = s.m, .release = 1}; /* an older hook that just lifts */
@@ -136,6 +138,7 @@ static xm_fault_action count_and_lift(const xm_fault *f, void *user) {
 
 static void ten_thousand_hooks(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   own_faults();
   xm_mapping *m = xt_anon(MANY * page);
   unsigned char *p = xm_mapping_ptr(m);
@@ -208,6 +211,7 @@ static XT_THREAD_RET fault_repeatedly(void *arg) {
 
 static void threads_fault_while_hooks_change(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   XT_SKIP_UNLESS_THREADS_RESUME_AFTER_FAULTS();
   enum { THREADS = 4 };
   xm_mapping *m = xt_anon((THREADS + 64) * page);
@@ -267,6 +271,7 @@ static xm_fault_action always_pass(const xm_fault *f, void *user) {
 
 static void pass_reaches_the_next_handler_and_reinstall(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   veh_mapping = xt_anon(page);
   atomic_int hook_calls = 0;
   xm_fault_hook *h;
@@ -347,6 +352,7 @@ static int previous_handler_child(int out) {
 
 static void pass_reaches_the_previous_handler(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   xt_child c = xt_run_child(previous_handler_child, 60);
   xt_assert_child_passed(&c);
 }
@@ -387,6 +393,7 @@ static int check_and_reinstall_child(int out) {
 
 static void handler_check_and_reinstall(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   xt_child c = xt_run_child(check_and_reinstall_child, 60);
   xt_assert_child_passed(&c);
 }
@@ -412,6 +419,7 @@ static int no_loop_child(int out) {
 
 static void reinstall_over_a_chaining_handler_makes_no_loop(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   xt_child c = xt_run_child(no_loop_child, 60);
 #ifdef XT_SANITIZER
   /* The sanitizer's runtime takes the default action's place: it reports the fault and exits or
@@ -457,6 +465,7 @@ static XT_THREAD_RET touch_on_alt_stack(void *arg) {
 
 static void hooks_run_on_the_alternate_stack(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   XT_SKIP_UNLESS_THREADS_RESUME_AFTER_FAULTS();
   struct on_alt_stack s = {.a = xt_arena(xm_allocation_granularity())};
   s.lo = malloc(ALT_STACK_SIZE);
