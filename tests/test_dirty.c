@@ -111,6 +111,7 @@ static void bad_input(void **state) {
 
 static void exact_pages(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   const size_t n = 64;
   xm_mapping *m = xt_anon(n * PAGE);
   unsigned char *p = xm_mapping_ptr(m);
@@ -137,6 +138,7 @@ static void exact_pages(void **state) {
 /* A safe copy into tracked pages faults into the tracker's hook first, so it completes. */
 static void safe_copy_recorded(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   const size_t n = 8;
   xm_mapping *m = xt_anon(n * PAGE);
   xm_dirty *d = track(xm_mapping_region(m), 0, n * PAGE);
@@ -156,6 +158,7 @@ static void safe_copy_recorded(void **state) {
    leaves the owner's protection behind when freed. */
 static void owner_protection_kept(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   if (!xt_os_prot_known()) XT_SKIP("/proc/self/maps is not readable here: page protection cannot be checked");
   const size_t n = 8;
   xm_mapping *m = xt_anon(n * PAGE);
@@ -201,6 +204,7 @@ static void owner_protection_kept(void **state) {
    the pieces around them report only what was written. */
 static void arena_pieces_replaced(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   xm_arena *a = xt_arena(8 * U);
   xm_region *r = xm_arena_region(a);
   unsigned char *base = xt_arena_base(a);
@@ -243,6 +247,7 @@ static void arena_pieces_replaced(void **state) {
    writable pages: the tracker lifts them first) and are reported as changed. */
 static void commit_and_decommit_reported(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   xm_shm *shm = xt_shm("dirty-commit", 4 * U);
   xm_mapping *m = xt_map_shm(shm, 4 * U, 0, XM_PROT_READ_WRITE);
   xm_region *r = xm_mapping_region(m);
@@ -276,6 +281,7 @@ static void commit_and_decommit_reported(void **state) {
 /* Two trackers on two regions at once report each its own pages. */
 static void two_regions(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   xm_mapping *m1 = xt_anon(16 * PAGE), *m2 = xt_anon(16 * PAGE);
   xm_dirty *d1 = track(xm_mapping_region(m1), 0, 16 * PAGE);
   xm_dirty *d2 = track(xm_mapping_region(m2), 4 * PAGE, 8 * PAGE);
@@ -296,6 +302,7 @@ static void two_regions(void **state) {
    through and the whole range is reported, then tracking is exact again. */
 static void refused_protection_recovers(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   const size_t n = 16;
   xm_mapping *m = xt_anon(n * PAGE);
   unsigned char *p = xm_mapping_ptr(m);
@@ -418,6 +425,7 @@ static void race_collect(struct race *race) {
 
 static void writers_race_collector(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   XT_SKIP_UNLESS_THREADS_RESUME_AFTER_FAULTS();
   struct race race = {.max_writes = 1 << 17};
   const size_t collects = (size_t)xt_rounds(1000);
@@ -569,6 +577,7 @@ static int churn_child(int out) {
 
 static void arena_churn(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
 #ifdef _WIN32
   char msg[400];
   int step = churn_run(msg, sizeof msg);
