@@ -11,12 +11,13 @@
  *   GONE never happens, and a failed change is undone (the old pieces shaped and mapped again).
  * "split reservations" (where MEM_RESERVE_PLACEHOLDER is refused, e.g. Wine 8, which answers
  *   ERROR_INVALID_PARAMETER), in arena_split_windows.c: reserve = VirtualAlloc(MEM_RESERVE,
- *   PAGE_NOACCESS); to map into part of a reservation, VirtualFree(MEM_RELEASE) the whole
- *   reservation, re-reserve the parts around the new view with VirtualAlloc at their addresses,
- *   and MapViewOfFileEx at the freed address. Another thread may take freed addresses in between:
- *   the step is retried a bounded number of times, and when an address stays taken the piece there
- *   becomes GONE (the one failure that cannot be undone). Reservations are split on demand only
- *   (never one reservation per 64 KiB: a 64 GiB BAR arena would need a million).
+ *   PAGE_NOACCESS); to map into part of a reservation, VirtualFree(MEM_RELEASE) the reservations
+ *   that overlap the new view, re-reserve their parts around it at once (a few MiB next to the
+ *   view apart from the rest, so that the cost of a change does not grow with the arena), and
+ *   MapViewOfFileEx at the freed address. Another allocation may take freed addresses in between
+ *   (an intruder): it is named, reserved around and never freed (details there). Reservations
+ *   are split on demand only (never one reservation per 64 KiB: a 64 GiB BAR arena would need a
+ *   million).
  * In both strategies a view cannot be unmapped in part: an old view that the change covers only
  * partly is unmapped whole and its remainders are mapped again from the backing's section handle
  * at their adjusted backing_offset. That is why anonymous arena memory is a pagefile-backed section
@@ -143,6 +144,10 @@ void xm__win_arena_free(uintptr_t from, uintptr_t to) { xm__win_arena_walk(from,
    that nothing else lives in a piece that is not GONE. */
 void xm__os_arena_release(struct xm__os_arena *arena, const struct xm__arena_piece *pieces, size_t n) {
   uintptr_t base = (uintptr_t)arena->base;
+  if (!(arena->flags & XM__ARENA_PLACEHOLDERS)) {
+    xm__win_arena_release_split(base, pieces, n); /* an intruder in a reserved piece stays */
+    n = 0;
+  }
   for (size_t k = 0; k < n; k++)
     if (pieces[k].kind != XM__PIECE_GONE)
       xm__win_arena_free(base + pieces[k].offset, base + pieces[k].offset + pieces[k].size);
@@ -150,9 +155,72 @@ void xm__os_arena_release(struct xm__os_arena *arena, const struct xm__arena_pie
   arena->size = 0;
 }
 
+/* Adds of the same section share one duplicate of its handle (each handle costs a host file
+   descriptor under Wine, whose limit 20,000 pieces of one section would otherwise exhaust). The
+   object is compared with CompareObjectHandles, never by handle value (values are reused), and
+   only a duplicate with the same granted access is shared. Where either API is missing (older
+   Windows) or the table is full, each add keeps a duplicate of its own. */
+#define XM__SHARED_HANDLES 64
+static SRWLOCK shared_lock = SRWLOCK_INIT;
+static struct {
+  HANDLE handle; /* the back end's duplicate; NULL: a free slot */
+  ACCESS_MASK access;
+  size_t refs; /* backings that use it */
+} shared[XM__SHARED_HANDLES];
+
+static bool granted_access(const struct xm__win_api *api, HANDLE h, ACCESS_MASK *access) {
+  xm__win_object_info info;
+  if (!api || !api->compare_object_handles || !api->nt_query_object ||
+      api->nt_query_object(h, 0 /* ObjectBasicInformation */, &info, sizeof info, NULL) < 0)
+    return false;
+  *access = info.GrantedAccess;
+  return true;
+}
+
+static int share_duplicate(HANDLE d, HANDLE *handle) {
+  const struct xm__win_api *api = xm__win_api();
+  ACCESS_MASK access;
+  if (!granted_access(api, d, &access)) return xm__win_duplicate(d, handle);
+  AcquireSRWLockExclusive(&shared_lock);
+  for (int k = 0; k < XM__SHARED_HANDLES; k++) {
+    if (shared[k].handle && shared[k].access == access && api->compare_object_handles(shared[k].handle, d)) {
+      shared[k].refs++;
+      *handle = shared[k].handle;
+      ReleaseSRWLockExclusive(&shared_lock);
+      return XM_OK;
+    }
+  }
+  int rc = xm__win_duplicate(d, handle);
+  for (int k = 0; rc == XM_OK && k < XM__SHARED_HANDLES; k++) {
+    if (!shared[k].handle) {
+      shared[k].handle = *handle;
+      shared[k].access = access;
+      shared[k].refs = 1;
+      break;
+    }
+  }
+  ReleaseSRWLockExclusive(&shared_lock);
+  return rc;
+}
+
+/* Whether handle is a shared duplicate that other backings still use (one use is given up). */
+static bool still_shared(HANDLE handle) {
+  bool kept = false;
+  AcquireSRWLockExclusive(&shared_lock);
+  for (int k = 0; k < XM__SHARED_HANDLES; k++) {
+    if (shared[k].handle == handle) {
+      kept = --shared[k].refs > 0;
+      if (!kept) shared[k].handle = NULL; /* closed by the caller, after the lock */
+      break;
+    }
+  }
+  ReleaseSRWLockExclusive(&shared_lock);
+  return kept;
+}
+
 int xm__os_arena_backing_new(enum xm__piece_kind kind, xm_descriptor d, size_t size, xm_prot prot,
                              xm_descriptor *handle) {
-  if (kind == XM__PIECE_DESCRIPTOR) return xm__win_duplicate(d, handle); /* remainders are mapped again from it */
+  if (kind == XM__PIECE_DESCRIPTOR) return share_duplicate(d, handle); /* remainders are mapped again from it */
   /* Anonymous arena memory is a section, so that a remainder can be mapped again with its data.
      Read-write (views may be mapped with less than the section allows), and executable only when
      the add asks for it. */
@@ -162,7 +230,9 @@ int xm__os_arena_backing_new(enum xm__piece_kind kind, xm_descriptor d, size_t s
   return XM_OK;
 }
 
-void xm__os_arena_backing_close(xm_descriptor handle) { xm__win_close(handle); }
+void xm__os_arena_backing_close(xm_descriptor handle) {
+  if (!still_shared(handle)) xm__win_close(handle);
+}
 
 /* Views of file-backed sections cannot take MEM_RESET. */
 unsigned xm__win_arena_view_flags(const struct xm__arena_piece *q) {
