@@ -32,7 +32,8 @@ static struct census walk(const unsigned char *base, size_t size, const void *al
       c.reserved += bytes;
     } else if (m.AllocationBase != allowed_foreign || !allowed_foreign) {
       print_message("not the arena's at %p: base %p, state 0x%lx, type 0x%lx, protect 0x%lx\n", (void *)p,
-                    m.AllocationBase, (unsigned long)m.State, (unsigned long)m.Type, (unsigned long)m.AllocationProtect);
+                    m.AllocationBase, (unsigned long)m.State, (unsigned long)m.Type,
+                    (unsigned long)m.AllocationProtect);
       c.foreign += bytes;
     }
     p = next;
@@ -55,8 +56,8 @@ static void twenty_thousand_pieces_leave_nothing_behind(void **state) {
   unsigned char *base = xm_region_ptr(xm_arena_region(a));
   size_t failures = 0;
   for (size_t i = 0; i < PIECES; i++) {
-    int rc = xm_arena_add_fd(a, 2 * i * U, U, xm_shm_descriptor(shm), (uint64_t)(i % SHM_UNITS) * U,
-                             XM_PROT_READ_WRITE);
+    int rc =
+        xm_arena_add_fd(a, 2 * i * U, U, xm_shm_descriptor(shm), (uint64_t)(i % SHM_UNITS) * U, XM_PROT_READ_WRITE);
     if (rc != XM_OK && failures++ < 5) print_message("add %u: %s\n", (unsigned)i, xm_errmsg());
   }
   assert_int_equal(failures, 0);
