@@ -165,6 +165,11 @@ int xm__win_arena_change_placeholders(uintptr_t base, const struct xm__arena_pie
                                       struct xm__arena_piece *now, size_t n_now, size_t r0, size_t r1, bool *kept);
 int xm__win_arena_change_split(uintptr_t base, const struct xm__arena_piece *old, size_t n_old,
                                struct xm__arena_piece *now, size_t n_now, size_t r0, size_t r1, bool *kept);
+/* For the fault handler, before the hooks: whether the access (kind: ExceptionInformation[0])
+   to addr hit an arena window that another thread is remapping or just remapped; true, once that
+   change is done, when the access would now succeed (retry it). */
+bool xm__win_arena_wait_remap(uintptr_t addr, ULONG_PTR kind);
+
 /* xm__os_arena_release of a split-reservations arena: frees the arena's own views and
    reservations only, never an allocation that took freed addresses (arena_split_windows.c). */
 void xm__win_arena_release_split(uintptr_t base, const struct xm__arena_piece *pieces, size_t n);
