@@ -4,8 +4,9 @@
 
 #include "internal.h"
 
-static _Thread_local char last_message[320];
-static _Thread_local int last_os_error;
+/* Written by failures inside fault hooks too (src/support.h XM__TLS). */
+static XM__TLS char last_message[320];
+static XM__TLS int last_os_error;
 
 const char *xm_strerror(int status) {
   switch (status) {

@@ -15,6 +15,15 @@
 #define XM__PRINTF(f, a)
 #endif
 
+/* A thread-local that a fault handler may touch: on ELF the initial-exec model, so that no access
+   ever allocates (the general-dynamic model may allocate on a thread's first access in a library
+   loaded with dlopen). */
+#if defined(__GNUC__) && defined(__ELF__)
+#define XM__TLS _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define XM__TLS _Thread_local
+#endif
+
 /* Records status for this thread as "<xm_strerror(status)>: <detail>" (just the status text when
    fmt is NULL), clears xm_os_error(), and returns status. */
 int xm__fail(int status, const char *fmt, ...) XM__PRINTF(2, 3);

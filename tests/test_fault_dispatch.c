@@ -61,6 +61,8 @@ static XT_THREAD_RET remove_hook(void *arg) {
 
 static void removal_waits_for_a_running_call(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
+  XT_SKIP_UNLESS_THREADS_RESUME_AFTER_FAULTS();
   struct blocking b = {.m = xt_anon(page)};
   XT_OK(xm_fault_hook_add(xm_mapping_ptr(b.m), page, block_until_released, &b, &b.h));
   XT_OK(xm_mapping_protect(b.m, 0, page, XM_PROT_NONE));
@@ -97,6 +99,7 @@ static xm_fault_action remove_myself(const xm_fault *f, void *user) {
 
 static void a_hook_removes_itself(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   own_faults();
   struct self_removing s = {.m = xt_anon(2 * page)};
   struct blocking fallback = {.m = s.m, .release = 1}; /* an older hook that just lifts */
@@ -135,6 +138,7 @@ static xm_fault_action count_and_lift(const xm_fault *f, void *user) {
 
 static void ten_thousand_hooks(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   own_faults();
   xm_mapping *m = xt_anon(MANY * page);
   unsigned char *p = xm_mapping_ptr(m);
@@ -207,6 +211,8 @@ static XT_THREAD_RET fault_repeatedly(void *arg) {
 
 static void threads_fault_while_hooks_change(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
+  XT_SKIP_UNLESS_THREADS_RESUME_AFTER_FAULTS();
   enum { THREADS = 4 };
   xm_mapping *m = xt_anon((THREADS + 64) * page);
   xm_fault_hook *own[THREADS];
@@ -265,6 +271,7 @@ static xm_fault_action always_pass(const xm_fault *f, void *user) {
 
 static void pass_reaches_the_next_handler_and_reinstall(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   veh_mapping = xt_anon(page);
   atomic_int hook_calls = 0;
   xm_fault_hook *h;
@@ -345,6 +352,7 @@ static int previous_handler_child(int out) {
 
 static void pass_reaches_the_previous_handler(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   xt_child c = xt_run_child(previous_handler_child, 60);
   xt_assert_child_passed(&c);
 }
@@ -385,6 +393,7 @@ static int check_and_reinstall_child(int out) {
 
 static void handler_check_and_reinstall(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   xt_child c = xt_run_child(check_and_reinstall_child, 60);
   xt_assert_child_passed(&c);
 }
@@ -410,11 +419,14 @@ static int no_loop_child(int out) {
 
 static void reinstall_over_a_chaining_handler_makes_no_loop(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   xt_child c = xt_run_child(no_loop_child, 60);
 #ifdef XT_SANITIZER
-  /* The sanitizer's runtime takes the default action's place: it reports the fault and exits. */
+  /* The sanitizer's runtime takes the default action's place: it reports the fault and exits or
+     aborts. */
   if (WIFEXITED(c.status) && WEXITSTATUS(c.status) != 10 && WEXITSTATUS(c.status) != 11 && WEXITSTATUS(c.status) != 0)
     return;
+  if (WIFSIGNALED(c.status) && WTERMSIG(c.status) == SIGABRT) return; /* its report ends in abort() */
 #endif
   if (WIFEXITED(c.status)) fail_msg("the child survived an unhandled fault (status %d)", WEXITSTATUS(c.status));
   assert_true(WIFSIGNALED(c.status));
@@ -430,8 +442,9 @@ struct on_alt_stack {
 };
 static xm_fault_action check_stack_and_page_in(const xm_fault *f, void *user) {
   struct on_alt_stack *s = user;
-  unsigned char here;
-  s->on_it = &here >= s->lo && &here < s->hi;
+  /* The frame, not a local's address: ASan may keep locals on a heap "fake stack". */
+  unsigned char *here = __builtin_frame_address(0);
+  s->on_it = here >= s->lo && here < s->hi;
   size_t unit = xm_allocation_granularity();
   size_t at = ((uintptr_t)f->addr - (uintptr_t)xt_arena_base(s->a)) & ~(unit - 1);
   s->added = xm_arena_add_anon(s->a, at, unit, XM_PROT_READ_WRITE) == XM_OK;
@@ -452,6 +465,8 @@ static XT_THREAD_RET touch_on_alt_stack(void *arg) {
 
 static void hooks_run_on_the_alternate_stack(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
+  XT_SKIP_UNLESS_THREADS_RESUME_AFTER_FAULTS();
   struct on_alt_stack s = {.a = xt_arena(xm_allocation_granularity())};
   s.lo = malloc(ALT_STACK_SIZE);
   assert_non_null(s.lo);
@@ -474,17 +489,21 @@ int main(void) {
 #ifndef _WIN32
   assert_int_equal(xt_capture_library_handler(), XM_OK);
 #endif
+  /* Faults in other threads come last: under qemu-i386 7.2 a fault in the main thread is not always
+     delivered once other threads have faulted. */
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(removal_waits_for_a_running_call),
       cmocka_unit_test(a_hook_removes_itself),
       cmocka_unit_test(ten_thousand_hooks),
-      cmocka_unit_test(threads_fault_while_hooks_change),
 #ifdef _WIN32
       cmocka_unit_test(pass_reaches_the_next_handler_and_reinstall),
 #else
       cmocka_unit_test(pass_reaches_the_previous_handler),
       cmocka_unit_test(handler_check_and_reinstall),
       cmocka_unit_test(reinstall_over_a_chaining_handler_makes_no_loop),
+#endif
+      cmocka_unit_test(removal_waits_for_a_running_call),
+      cmocka_unit_test(threads_fault_while_hooks_change),
+#ifndef _WIN32
       cmocka_unit_test(hooks_run_on_the_alternate_stack),
 #endif
   };

@@ -72,6 +72,7 @@ static void bad_input(void **state) {
    lifting the protection resumes the access, which then completes. */
 static void read_and_write_of_a_no_access_page(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   own_faults();
   xm_mapping *m = xt_anon(4 * page);
   unsigned char *p = xm_mapping_ptr(m);
@@ -157,6 +158,7 @@ static int exec_fault_child(int out) {
 
 static void instruction_fetch_from_a_no_access_page(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
 #ifdef _WIN32
   assert_int_equal(exec_fault_run(), 0);
 #else
@@ -182,6 +184,7 @@ static xm_fault_action page_in(const xm_fault *f, void *user) {
 
 static void arena_holes_paged_in_on_first_touch(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   own_faults();
   struct pager pg = {.a = xt_arena(16 * xm_allocation_granularity()), .unit = xm_allocation_granularity()};
   unsigned char *base = xt_arena_base(pg.a);
@@ -234,6 +237,7 @@ static uintptr_t sigbus_addr_seen, sigbus_addr_expected;
 
 static void truncated_file_page(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   if (!sigbus_addr_ok)
     XT_SKIP("SIGBUS reports address 0x%lx for 0x%lx here (qemu-user, 32-bit guest)", (unsigned long)sigbus_addr_seen,
             (unsigned long)sigbus_addr_expected);
@@ -272,6 +276,7 @@ static xm_fault_action record(const xm_fault *f, void *user) {
 
 static void overlapping_hooks_newest_first(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   own_faults();
   xm_mapping *m = xt_anon(4 * page);
   unsigned char *p = xm_mapping_ptr(m);
@@ -302,6 +307,7 @@ static void overlapping_hooks_newest_first(void **state) {
    protection): a hook that lifts it lets the copy complete; hooks that pass leave XM_E_FAULT. */
 static void safe_copy_after_the_hooks(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   own_faults();
   xm_arena *a = xt_arena(4 * xm_allocation_granularity());
   const size_t unit = xm_allocation_granularity();
@@ -349,6 +355,7 @@ static xm_fault_action copy_then_fix(const xm_fault *f, void *user) {
 
 static void safe_copy_inside_a_hook(void **state) {
   (void)state;
+  XT_SKIP_IF_RETRIED_FAULTS_ARE_REPORTED();
   own_faults();
   xm_mapping *m = xt_anon(page), *gone = xt_anon(page);
   XT_OK(xm_mapping_protect(gone, 0, page, XM_PROT_NONE));

@@ -12,13 +12,6 @@
 
 #include "posix.h"
 
-/* Thread-locals read in the handler: initial-exec, so that no access ever allocates. */
-#if defined(__GNUC__) && defined(__ELF__)
-#define XM__HANDLER_TLS _Thread_local __attribute__((tls_model("initial-exec")))
-#else
-#define XM__HANDLER_TLS _Thread_local
-#endif
-
 /* One guarded run, on its thread's stack. */
 struct guard_frame {
   sigjmp_buf env;
@@ -37,9 +30,9 @@ struct passing {
 };
 
 /* Set and read on the same thread only. */
-static XM__HANDLER_TLS struct guard_frame *volatile running;
-static XM__HANDLER_TLS struct passing passing;
-static XM__HANDLER_TLS void *dispatcher_slot;
+static XM__TLS struct guard_frame *volatile running;
+static XM__TLS struct passing passing;
+static XM__TLS void *dispatcher_slot;
 
 void *xm__os_fault_thread_get(void) { return dispatcher_slot; }
 void xm__os_fault_thread_set(void *p) { dispatcher_slot = p; }
