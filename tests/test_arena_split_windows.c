@@ -163,7 +163,8 @@ static void intruder_in_reserved_space_is_left_alone(void **state) {
 struct reader {
   volatile unsigned char *p;
   volatile LONG stop;
-  long reads, wrong;
+  volatile long reads;
+  long wrong;
   int first_wrong; /* the first wrong byte read, -1 for none */
 };
 
@@ -192,6 +193,8 @@ static void remainder_reads_survive_remaps(void **state) {
   struct reader r = {.p = base, .first_wrong = -1};
   HANDLE t = CreateThread(NULL, 0, read_remainder, &r, 0, NULL);
   assert_non_null(t);
+  while (r.reads == 0) /* the reader runs before the remaps start */
+    Sleep(1);
   for (int round = 0; round < REMAP_ROUNDS; round++) {
     /* [0, U) stays mapped at the same object offset across both changes, but its view goes:
        first the whole view is replaced, then a piece in its middle splits it */

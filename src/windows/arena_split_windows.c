@@ -158,8 +158,21 @@ static DWORD fill(struct change *c, uintptr_t from, uintptr_t to) {
       continue;
     }
     const DWORD e = GetLastError();
-    if (e != ERROR_INVALID_ADDRESS || round >= XM__ARENA_ROUNDS) return e;
-    wait_round(round++); /* taken between the query and the reservation (or held where the query cannot see) */
+    if (e != ERROR_INVALID_ADDRESS) return e;
+    if (round < XM__ARENA_ROUNDS) {
+      wait_round(round++); /* taken between the query and the reservation: look again */
+      continue;
+    }
+    /* Still refused where the query sees nothing (held where VirtualQuery cannot see, or taken
+       and let go over and over): one unit at a time, leaving a unit that stays refused. */
+    if (!xm__win_reserve((void *)p, xm__granularity())) {
+      if (GetLastError() != ERROR_INVALID_ADDRESS) return GetLastError();
+      xm__win_arena_note_failure(&c->status, ERROR_INVALID_ADDRESS,
+                                 "VirtualAlloc(MEM_RESERVE): a freed unit of the arena stays refused");
+      c->intruded = true;
+    }
+    p += xm__granularity();
+    round = 0;
   }
   return ERROR_SUCCESS;
 }
