@@ -299,6 +299,10 @@ static inline bool xm__os_inject_failure(int *os_error) { return xm__test_inject
  *    reservations or placeholders, but none of them crosses a piece boundary.
  *  - A GONE piece is address space the back end lost to someone else: nothing there is unmapped
  *    or released, and GONE pieces are never merged with RESERVED ones.
+ *  - Windows split reservations: a RESERVED piece may also hold an allocation that is not the
+ *    arena's (one that took addresses a change had freed). The back end recognises it, never
+ *    frees it and reserves around it: it is the GONE part of that piece (the front end cannot cut
+ *    pieces at its edges, since a change's now[] keeps its offsets and sizes).
  *  - Operations on one arena are serialized by the front end (xm__os_mutex); other arenas and
  *    mappings may change at the same time on other threads.
  * ------------------------------------------------------------------------------------------------ */

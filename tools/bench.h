@@ -71,11 +71,13 @@ struct bench {
   size_t page;
   xm_fault_hook **hooks; /* the fault workloads' hooks */
   size_t hook_count;
-  xm_arena *hook_arena;      /* the range the other hooks cover */
-  unsigned char *raw_page;   /* the fault baseline's own page */
-  struct bench_dirty *dirty; /* the write-tracking workloads' state (bench_dirty.c) */
-  struct bench_arena *arena; /* the arena workloads' state (bench_arena.c) */
-  bool smoke;                /* --smoke: workloads may shrink what they set up */
+  xm_arena *hook_arena;              /* the range the other hooks cover */
+  unsigned char *raw_page;           /* the fault baseline's own page */
+  struct bench_dirty *dirty;         /* the write-tracking workloads' state (bench_dirty.c) */
+  struct bench_arena *arena;         /* the arena workloads' state (bench_arena.c) */
+  xm_arena *arena_big, *arena_small; /* the arena-size workload (bench_arena_size.c) */
+  xm_shm *arena_shm;                 /* what its pieces map */
+  bool smoke;                        /* --smoke: workloads may shrink what they set up */
   uint64_t sink;
   char error[512];
 };
@@ -117,6 +119,12 @@ enum { JIT_TOGGLE = 1 }; /* in a JIT workload's param (a size, a page multiple):
 int bench_setup_jit(struct bench *b, const struct workload *w);
 int bench_xm_jit(struct bench *b, uint64_t iters, double *seconds);
 int bench_raw_jit(struct bench *b, uint64_t iters, double *seconds);
+
+/* ---- bench_arena_size.c: add+remove in a 512 GiB arena; baseline the same in a 1 GiB one ---- */
+int bench_setup_arena_size(struct bench *b, const struct workload *w);
+void bench_teardown_arena_size(struct bench *b);
+int bench_xm_arena_big(struct bench *b, uint64_t iters, double *seconds);
+int bench_xm_arena_small(struct bench *b, uint64_t iters, double *seconds);
 
 /* ---- bench_fault.c: fault, hook lifts the protection, retry; baseline a raw handler --------- */
 int bench_setup_fault(struct bench *b, const struct workload *w);

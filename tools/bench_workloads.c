@@ -129,6 +129,7 @@ void bench_teardown(struct bench *b) {
   b->code = NULL;
   if (b->rwx) bench_raw_unmap_rwx(b);
   bench_teardown_fault(b);
+  bench_teardown_arena_size(b);
 }
 
 /* ---- 1. checked u64 access ------------------------------------------------------------------- */
@@ -380,5 +381,9 @@ const struct workload bench_workloads[] = {
      bench_xm_dirty, bench_raw_dirty},
     {"write tracking 1 GiB, 1%: protect", US_PER_OP, GOAL_RATIO_MAX, 1.20, 200, 50, DIRTY_PROTECT, bench_setup_dirty,
      bench_xm_dirty, bench_raw_dirty},
+    /* The arena's cost must not grow with its size (Windows split reservations: see bench_arena_size.c;
+       elsewhere the placeholder or mmap path). */
+    {"arena add+remove, one unit: 512 GiB arena (baseline: 1 GiB)", US_PER_OP, GOAL_RATIO_MAX, 1.50, 20000, 5000, 0,
+     bench_setup_arena_size, bench_xm_arena_big, bench_xm_arena_small},
 };
 const size_t bench_workload_count = sizeof bench_workloads / sizeof bench_workloads[0];

@@ -483,7 +483,16 @@ XM_API int xm_external_mapping_new(uint64_t ptr, size_t size, xm_region **out);
 /** Frees only regions made by xm_external_mapping_new. */
 XM_API void xm_region_free(xm_region *r);
 
-/** Reserved address space into which memory and descriptors are mapped. */
+/** Reserved address space into which memory and descriptors are mapped.
+    Windows: a view cannot be unmapped in part, so a change that covers a mapped piece partly
+    unmaps its view and maps the remainders again; other threads' accesses to the remainders fault
+    for that moment, and the library's fault handler (installed with the first arena) has them
+    retried once the change is done (under Wine such an access may also read zeros for a moment:
+    Wine makes a view as anonymous memory before mapping the section over it). Without
+    placeholders (Wine 8: "split reservations", xm_arena_strategy()) a change frees the reserved
+    addresses its new view needs: an allocation of someone else that takes them in between is
+    named in the message (XM_E_SYSTEM_CALL, ERROR_INVALID_ADDRESS), reserved around, never freed by
+    the arena, and the only part of the range that is not the arena's. */
 typedef struct xm_arena xm_arena;
 /** Reserves size bytes of inaccessible address space. */
 XM_API int xm_arena_new(size_t size, xm_arena **out);

@@ -53,6 +53,8 @@ static BOOL CALLBACK resolve_api(INIT_ONCE *once, void *param, void **context) {
   f = lookup(kernel32, "K32QueryWorkingSetEx");
   if (!f) f = lookup(kernelbase, "QueryWorkingSetEx");
   api.query_working_set_ex = (xm__win_query_working_set_ex_fn)f;
+  api.compare_object_handles = (xm__win_compare_handles_fn)lookup(kernelbase, "CompareObjectHandles");
+  api.nt_query_object = (xm__win_query_object_fn)lookup(ntdll, "NtQueryObject");
   return TRUE;
 }
 

@@ -11,12 +11,13 @@
  *   GONE never happens, and a failed change is undone (the old pieces shaped and mapped again).
  * "split reservations" (where MEM_RESERVE_PLACEHOLDER is refused, e.g. Wine 8, which answers
  *   ERROR_INVALID_PARAMETER), in arena_split_windows.c: reserve = VirtualAlloc(MEM_RESERVE,
- *   PAGE_NOACCESS); to map into part of a reservation, VirtualFree(MEM_RELEASE) the whole
- *   reservation, re-reserve the parts around the new view with VirtualAlloc at their addresses,
- *   and MapViewOfFileEx at the freed address. Another thread may take freed addresses in between:
- *   the step is retried a bounded number of times, and when an address stays taken the piece there
- *   becomes GONE (the one failure that cannot be undone). Reservations are split on demand only
- *   (never one reservation per 64 KiB: a 64 GiB BAR arena would need a million).
+ *   PAGE_NOACCESS); to map into part of a reservation, VirtualFree(MEM_RELEASE) the reservations
+ *   that overlap the new view, re-reserve their parts around it at once (a few MiB next to the
+ *   view apart from the rest, so that the cost of a change does not grow with the arena), and
+ *   MapViewOfFileEx at the freed address. Another allocation may take freed addresses in between
+ *   (an intruder): it is named, reserved around and never freed (details there). Reservations
+ *   are split on demand only (never one reservation per 64 KiB: a 64 GiB BAR arena would need a
+ *   million).
  * In both strategies a view cannot be unmapped in part: an old view that the change covers only
  * partly is unmapped whole and its remainders are mapped again from the backing's section handle
  * at their adjusted backing_offset. That is why anonymous arena memory is a pagefile-backed section
@@ -102,6 +103,9 @@ int xm__os_arena_reserve(size_t size, const struct xm__os_place *where, struct x
     p = xm__win_reserve(NULL, size);
     if (!p) return xm__win_fail_last("VirtualAlloc(MEM_RESERVE)");
   }
+  /* The fault handler retries accesses to remainders being mapped again (xm__win_arena_wait_remap);
+     best effort: without it such an access crashes as it would without the library. */
+  (void)xm__os_fault_install();
   out->base = p;
   out->size = size;
   out->flags = s == STRATEGY_PLACEHOLDERS ? XM__ARENA_PLACEHOLDERS : 0;
@@ -143,6 +147,10 @@ void xm__win_arena_free(uintptr_t from, uintptr_t to) { xm__win_arena_walk(from,
    that nothing else lives in a piece that is not GONE. */
 void xm__os_arena_release(struct xm__os_arena *arena, const struct xm__arena_piece *pieces, size_t n) {
   uintptr_t base = (uintptr_t)arena->base;
+  if (!(arena->flags & XM__ARENA_PLACEHOLDERS)) {
+    xm__win_arena_release_split(base, pieces, n); /* an intruder in a reserved piece stays */
+    n = 0;
+  }
   for (size_t k = 0; k < n; k++)
     if (pieces[k].kind != XM__PIECE_GONE)
       xm__win_arena_free(base + pieces[k].offset, base + pieces[k].offset + pieces[k].size);
@@ -150,9 +158,72 @@ void xm__os_arena_release(struct xm__os_arena *arena, const struct xm__arena_pie
   arena->size = 0;
 }
 
+/* Adds of the same section share one duplicate of its handle (each handle costs a host file
+   descriptor under Wine, whose limit 20,000 pieces of one section would otherwise exhaust). The
+   object is compared with CompareObjectHandles, never by handle value (values are reused), and
+   only a duplicate with the same granted access is shared. Where either API is missing (older
+   Windows) or the table is full, each add keeps a duplicate of its own. */
+#define XM__SHARED_HANDLES 64
+static SRWLOCK shared_lock = SRWLOCK_INIT;
+static struct {
+  HANDLE handle; /* the back end's duplicate; NULL: a free slot */
+  ACCESS_MASK access;
+  size_t refs; /* backings that use it */
+} shared[XM__SHARED_HANDLES];
+
+static bool granted_access(const struct xm__win_api *api, HANDLE h, ACCESS_MASK *access) {
+  xm__win_object_info info;
+  if (!api || !api->compare_object_handles || !api->nt_query_object ||
+      api->nt_query_object(h, 0 /* ObjectBasicInformation */, &info, sizeof info, NULL) < 0)
+    return false;
+  *access = info.GrantedAccess;
+  return true;
+}
+
+static int share_duplicate(HANDLE d, HANDLE *handle) {
+  const struct xm__win_api *api = xm__win_api();
+  ACCESS_MASK access;
+  if (!granted_access(api, d, &access)) return xm__win_duplicate(d, handle);
+  AcquireSRWLockExclusive(&shared_lock);
+  for (int k = 0; k < XM__SHARED_HANDLES; k++) {
+    if (shared[k].handle && shared[k].access == access && api->compare_object_handles(shared[k].handle, d)) {
+      shared[k].refs++;
+      *handle = shared[k].handle;
+      ReleaseSRWLockExclusive(&shared_lock);
+      return XM_OK;
+    }
+  }
+  int rc = xm__win_duplicate(d, handle);
+  for (int k = 0; rc == XM_OK && k < XM__SHARED_HANDLES; k++) {
+    if (!shared[k].handle) {
+      shared[k].handle = *handle;
+      shared[k].access = access;
+      shared[k].refs = 1;
+      break;
+    }
+  }
+  ReleaseSRWLockExclusive(&shared_lock);
+  return rc;
+}
+
+/* Whether handle is a shared duplicate that other backings still use (one use is given up). */
+static bool still_shared(HANDLE handle) {
+  bool kept = false;
+  AcquireSRWLockExclusive(&shared_lock);
+  for (int k = 0; k < XM__SHARED_HANDLES; k++) {
+    if (shared[k].handle == handle) {
+      kept = --shared[k].refs > 0;
+      if (!kept) shared[k].handle = NULL; /* closed by the caller, after the lock */
+      break;
+    }
+  }
+  ReleaseSRWLockExclusive(&shared_lock);
+  return kept;
+}
+
 int xm__os_arena_backing_new(enum xm__piece_kind kind, xm_descriptor d, size_t size, xm_prot prot,
                              xm_descriptor *handle) {
-  if (kind == XM__PIECE_DESCRIPTOR) return xm__win_duplicate(d, handle); /* remainders are mapped again from it */
+  if (kind == XM__PIECE_DESCRIPTOR) return share_duplicate(d, handle); /* remainders are mapped again from it */
   /* Anonymous arena memory is a section, so that a remainder can be mapped again with its data.
      Read-write (views may be mapped with less than the section allows), and executable only when
      the add asks for it. */
@@ -162,7 +233,9 @@ int xm__os_arena_backing_new(enum xm__piece_kind kind, xm_descriptor d, size_t s
   return XM_OK;
 }
 
-void xm__os_arena_backing_close(xm_descriptor handle) { xm__win_close(handle); }
+void xm__os_arena_backing_close(xm_descriptor handle) {
+  if (!still_shared(handle)) xm__win_close(handle);
+}
 
 /* Views of file-backed sections cannot take MEM_RESET. */
 unsigned xm__win_arena_view_flags(const struct xm__arena_piece *q) {
@@ -227,8 +300,102 @@ static bool unchanged(const struct xm__arena_piece *q, const struct xm__arena_pi
   return false;
 }
 
+static int change(struct xm__os_arena *arena, const struct xm__arena_piece *old, size_t n_old,
+                  struct xm__arena_piece *now, size_t n_now, xm_descriptor d, bool *kept);
+
+/* ---- accesses during a remap ----------------------------------------------------------------
+   A view cannot be unmapped in part: while a change unmaps a partly covered view and maps its
+   remainders again, accesses to the remainders fault for a moment. The change announces its
+   window here first; the fault handler (fault_windows.c) asks xm__win_arena_wait_remap before
+   anything else, which waits until the change is done and has the access retried. The change
+   holds its arena's mutex but never touches mapped memory and never waits for another thread, so
+   the faulting thread's wait always ends; a change's own thread never waits for itself. With all
+   slots in use a change goes unannounced (its faults crash as before). */
+#define XM__REMAP_SLOTS 64
+enum { SLOT_FREE, SLOT_CLAIMED, SLOT_ACTIVE };
+static struct {
+  atomic_int state;
+  atomic_uintptr_t lo, hi; /* kept after the change ends: a fault seen late still finds it */
+  atomic_ulong thread;     /* the changing thread */
+} remapping[XM__REMAP_SLOTS];
+static atomic_int remapping_now;     /* windows announced since the start: 0 lets every fault through */
+static atomic_uint remapping_cursor; /* slots are taken round the table, so ended windows stay a while */
+
+static int remap_begin(uintptr_t lo, uintptr_t hi) {
+  for (int n = 0; n < XM__REMAP_SLOTS; n++) {
+    int k = (int)(atomic_fetch_add(&remapping_cursor, 1) % XM__REMAP_SLOTS), expected = SLOT_FREE;
+    if (atomic_compare_exchange_strong(&remapping[k].state, &expected, SLOT_CLAIMED)) {
+      atomic_store(&remapping[k].thread, GetCurrentThreadId());
+      atomic_store(&remapping[k].lo, lo);
+      atomic_store(&remapping[k].hi, hi);
+      atomic_store(&remapping[k].state, SLOT_ACTIVE);
+      atomic_store(&remapping_now, 1);
+      return k;
+    }
+  }
+  return -1;
+}
+
+static void remap_end(int k) {
+  if (k >= 0) atomic_store(&remapping[k].state, SLOT_FREE);
+}
+
+/* Whether an access of this kind (ExceptionInformation[0]: 0 read, 1 write, 8 execute) to addr
+   would succeed now. */
+static bool accessible_now(uintptr_t addr, ULONG_PTR kind) {
+  MEMORY_BASIC_INFORMATION m;
+  if (VirtualQuery((void *)addr, &m, sizeof m) != sizeof m || m.State != MEM_COMMIT || (m.Protect & PAGE_GUARD))
+    return false;
+  const DWORD p = m.Protect & 0xff;
+  const DWORD writable = PAGE_READWRITE | PAGE_WRITECOPY | PAGE_EXECUTE_READWRITE | PAGE_EXECUTE_WRITECOPY;
+  const DWORD executable = PAGE_EXECUTE | PAGE_EXECUTE_READ | PAGE_EXECUTE_READWRITE | PAGE_EXECUTE_WRITECOPY;
+  if (kind == 1) return (p & writable) != 0;
+  if (kind == 8) return (p & executable) != 0;
+  return p != PAGE_NOACCESS && p != PAGE_EXECUTE;
+}
+
+/* Whether a window holding addr is being remapped by another thread now. */
+static bool remap_active(uintptr_t addr, DWORD me) {
+  for (int k = 0; k < XM__REMAP_SLOTS; k++)
+    if (atomic_load(&remapping[k].state) == SLOT_ACTIVE && addr >= atomic_load(&remapping[k].lo) &&
+        addr < atomic_load(&remapping[k].hi) && atomic_load(&remapping[k].thread) != me)
+      return true;
+  return false;
+}
+
+bool xm__win_arena_wait_remap(uintptr_t addr, ULONG_PTR kind) {
+  if (atomic_load(&remapping_now) == 0) return false;
+  const DWORD me = GetCurrentThreadId();
+  bool seen = false; /* addr lies in a window announced by another thread, now or lately */
+  for (int k = 0; k < XM__REMAP_SLOTS; k++) {
+    uintptr_t lo = atomic_load(&remapping[k].lo), hi = atomic_load(&remapping[k].hi);
+    seen = seen || (addr >= lo && addr < hi && atomic_load(&remapping[k].thread) != me);
+  }
+  if (!seen) return false;
+  /* Until the access works, or no change over addr runs any more (then the range was removed or
+     protected: the fault goes on to the hooks as any other). */
+  for (;;) {
+    if (accessible_now(addr, kind)) return true;
+    if (!remap_active(addr, me)) return accessible_now(addr, kind);
+    SwitchToThread();
+  }
+}
+
 int xm__os_arena_change(struct xm__os_arena *arena, const struct xm__arena_piece *old, size_t n_old,
                         struct xm__arena_piece *now, size_t n_now, xm_descriptor d, bool *kept) {
+  bool remaps = false; /* a mapped old piece goes, which accesses may still reach */
+  for (size_t o = 0; o < n_old; o++)
+    remaps = remaps || xm__piece_is_mapped(&old[o]);
+  const uintptr_t lo = (uintptr_t)arena->base + old[0].offset,
+                  hi = lo + (old[n_old - 1].offset + old[n_old - 1].size - old[0].offset);
+  const int slot = remaps ? remap_begin(lo, hi) : -1;
+  int rc = change(arena, old, n_old, now, n_now, d, kept);
+  remap_end(slot);
+  return rc;
+}
+
+static int change(struct xm__os_arena *arena, const struct xm__arena_piece *old, size_t n_old,
+                  struct xm__arena_piece *now, size_t n_now, xm_descriptor d, bool *kept) {
   (void)d; /* the new piece is mapped from its backing's own handle (a duplicate of d) */
   *kept = true;
   /* Pieces equal in old[] and now[] (the reserved neighbours of a removal, at the window's ends)

@@ -57,7 +57,10 @@ static LONG CALLBACK on_exception(EXCEPTION_POINTERS *info) {
     return EXCEPTION_CONTINUE_SEARCH;
   DWORD saved_error = GetLastError();
   LONG verdict = EXCEPTION_CONTINUE_SEARCH;
-  if (offer_to_hooks(info) || recover_guard(info)) verdict = EXCEPTION_CONTINUE_EXECUTION;
+  /* An arena remainder being mapped again is there a moment later: retried before any hook sees it. */
+  if (xm__win_arena_wait_remap((uintptr_t)rec->ExceptionInformation[1], rec->ExceptionInformation[0]) ||
+      offer_to_hooks(info) || recover_guard(info))
+    verdict = EXCEPTION_CONTINUE_EXECUTION;
   SetLastError(saved_error);
   return verdict;
 }

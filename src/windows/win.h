@@ -46,6 +46,15 @@ typedef struct {
   ULONG_PTR VirtualAttributes; /* PSAPI_WORKING_SET_EX_BLOCK: bit 0 valid, bit 23 a large page */
 } xm__win_working_set_ex_info; /* PSAPI_WORKING_SET_EX_INFORMATION */
 typedef BOOL(WINAPI *xm__win_query_working_set_ex_fn)(HANDLE, void *, DWORD);
+typedef BOOL(WINAPI *xm__win_compare_handles_fn)(HANDLE, HANDLE);
+typedef struct {
+  ULONG Attributes;
+  ACCESS_MASK GrantedAccess;
+  ULONG HandleCount;
+  ULONG PointerCount;
+  ULONG Reserved[10];
+} xm__win_object_info; /* PUBLIC_OBJECT_BASIC_INFORMATION */
+typedef LONG(NTAPI *xm__win_query_object_fn)(HANDLE, int, void *, ULONG, ULONG *);
 
 /* Functions that not every Windows (nor Wine, nor mingw-w64's import libraries) has; a NULL member
    is one this system lacks. */
@@ -58,6 +67,8 @@ struct xm__win_api {
   xm__win_map_view3_fn map_view_of_file3;
   xm__win_unmap_view2_fn unmap_view_of_file2;
   xm__win_query_working_set_ex_fn query_working_set_ex; /* kernel32 K32QueryWorkingSetEx (Windows 7) */
+  xm__win_compare_handles_fn compare_object_handles;    /* Windows 10 1607 (Wine 8 has it) */
+  xm__win_query_object_fn nt_query_object;              /* ntdll: a handle's granted access */
 };
 /* The APIs, resolved once. NULL (GetLastError() says why) only when a DLL that exists could not be
    loaded: nothing is cached then, and the next call tries again. */
@@ -154,5 +165,13 @@ int xm__win_arena_change_placeholders(uintptr_t base, const struct xm__arena_pie
                                       struct xm__arena_piece *now, size_t n_now, size_t r0, size_t r1, bool *kept);
 int xm__win_arena_change_split(uintptr_t base, const struct xm__arena_piece *old, size_t n_old,
                                struct xm__arena_piece *now, size_t n_now, size_t r0, size_t r1, bool *kept);
+/* For the fault handler, before the hooks: whether the access (kind: ExceptionInformation[0])
+   to addr hit an arena window that another thread is remapping or just remapped; true, once that
+   change is done, when the access would now succeed (retry it). */
+bool xm__win_arena_wait_remap(uintptr_t addr, ULONG_PTR kind);
+
+/* xm__os_arena_release of a split-reservations arena: frees the arena's own views and
+   reservations only, never an allocation that took freed addresses (arena_split_windows.c). */
+void xm__win_arena_release_split(uintptr_t base, const struct xm__arena_piece *pieces, size_t n);
 
 #endif /* XMMAP_WIN_H */
