@@ -74,6 +74,8 @@ static void random_changes_match_the_model(void **state) {
       for (size_t u = 0; u < UNITS; u++) {
         uint8_t v = 0;
         size_t copied = 0;
+        /* (valgrind reports a copy from reserved space as an invalid read: holes are not read there) */
+        if (kind[u] == RES && xt_under_valgrind()) continue;
         int rc = xm_region_read_safe(xm_arena_region(a), &v, 1, u * unit, &copied);
         if (kind[u] == RES) {
           assert_int_equal(rc, XM_E_FAULT);

@@ -94,6 +94,8 @@ static void assert_removed(xm_arena *a, size_t offset) {
 #ifndef _WIN32
   xt_own_fault_signals(); /* cmocka put its own handlers in front for this test */
 #endif
+  /* valgrind reports a copy from reserved space as an invalid read: the check is left out there */
+  if (xt_under_valgrind()) return;
   uint64_t v = 0;
   size_t copied = 0;
   XT_STATUS(XM_E_FAULT, xm_region_read_safe(xm_arena_region(a), &v, sizeof v, offset, &copied));
