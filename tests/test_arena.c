@@ -336,6 +336,20 @@ static void work(struct worker *w) {
     int advised = xm_region_advise(xm_arena_region(a), at, UNITS_PER_THREAD * U, XM_ADVICE_WILLNEED);
     if (advised != XM_OK && advised != XM_E_NOT_IMPLEMENTED) worker_fail(w, "advise", round);
     if (xm_arena_remove(a, at, UNITS_PER_THREAD * U) != XM_OK) worker_fail(w, "remove all", round);
+    /* objects made and freed while the other threads add theirs: the arena's table of known
+       objects (one slot per live object, reused) must give each add its own object's policy */
+    xm_shm *shm = NULL;
+    if (xm_shm_new_ex("arena-race", U, round % 3 ? 0 : XM_SHM_EXEC, 0, &shm) != XM_OK) {
+      worker_fail(w, "shm", round);
+      continue;
+    }
+    int exec = xm_arena_add_fd(a, at, U, xm_shm_descriptor(shm), 0, XM_PROT_READ | XM_PROT_EXEC);
+    if (exec != (round % 3 ? XM_E_ACCESS : XM_OK)) worker_fail(w, "exec policy", round);
+    if (xm_arena_add_fd(a, at, U, xm_shm_descriptor(shm), 0, XM_PROT_READ_WRITE) != XM_OK)
+      worker_fail(w, "add shm", round);
+    p[5] = tag;
+    if (xm_arena_remove(a, at, U) != XM_OK) worker_fail(w, "remove shm", round);
+    xm_shm_free(shm);
   }
   /* leave one unit mapped with the thread's mark */
   if (xm_arena_add_anon(a, at + 2 * U, U, XM_PROT_READ_WRITE) != XM_OK) worker_fail(w, "final add", ROUNDS);
