@@ -28,6 +28,11 @@
 
 #include <xmmap/xmmap.h>
 
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#endif
+
 /* The guest's physical address map (guest address = arena offset). */
 #define RAM_SIZE 0x40000u    /* 256 KiB of RAM at 0 */
 #define DEVICE_BASE 0x40000u /* a hole: reads and writes here are device registers */
@@ -247,8 +252,8 @@ static bool guest_access(struct emu *e, uint32_t addr, uint32_t *value, bool wri
 /* Translates [start, end] (end: the BNZ back to start) if it holds only ADD and ADDI. */
 static void translate(struct emu *e, uint32_t start, uint32_t end) {
 #ifdef CODE_GENERATOR
-  struct emit em = {xm_code_write_ptr(e->code), 0, xm_code_size(e->code)};
-  check(xm_code_begin_write(e->code, 0, em.cap), "xm_code_begin_write");
+  unsigned char host_code[256];
+  struct emit em = {host_code, 0, sizeof host_code};
   emit_prologue(&em);
   const size_t loop = em.n;
   for (uint32_t a = start; a <= end; a += 4) {
@@ -267,8 +272,11 @@ static void translate(struct emu *e, uint32_t start, uint32_t end) {
       return; /* not translatable: stay interpreted */
   }
   emit_epilogue(&em);
-  if (em.n > em.cap) return;
-  check(xm_code_end_write(e->code, 0, em.n), "xm_code_end_write"); /* executable, icache synced */
+  if (em.n > em.cap || em.n > xm_code_size(e->code)) return;
+  /* Into the code buffer: writable between begin and end; then executable, icache synced. */
+  check(xm_code_begin_write(e->code, 0, em.n), "xm_code_begin_write");
+  memcpy(xm_code_write_ptr(e->code), host_code, em.n);
+  check(xm_code_end_write(e->code, 0, em.n), "xm_code_end_write");
   void *p = xm_code_exec_ptr(e->code);
   memcpy(&e->block, &p, sizeof p); /* object to function pointer, without a cast C forbids */
   e->block_start = start;
@@ -308,7 +316,7 @@ static bool run(struct emu *e) {
       break;
     case OP_BNZ:
       if (e->regs[rs] == 0) break;
-      /* A loop taken 16 times is hot: translate it once, where there is a code generator. */
+      /* Backward branches taken 16 times: the loop is hot, translate it (once). */
       if (imm < e->pc && ++e->loop_heat == 16 && e->code && !e->block) translate(e, imm, e->pc - 4);
       e->pc = imm;
       break;
@@ -352,6 +360,19 @@ static size_t save(struct emu *e, xm_dirty *d, uint64_t *bits, size_t nbits, FIL
   return saved;
 }
 
+/* A temporary file for the snapshots, deleted when closed. Microsoft's C runtime makes tmpfile()
+   in the root directory, where users may not write: Windows gets one in its temporary directory. */
+static FILE *snapshot_file(void) {
+#ifdef _WIN32
+  char dir[MAX_PATH + 1], path[MAX_PATH + 1];
+  DWORD n = GetTempPathA(sizeof dir, dir);
+  if (n == 0 || n > sizeof dir || !GetTempFileNameA(dir, "snp", 0, path)) return NULL;
+  return fopen(path, "w+bD"); /* D: delete on close */
+#else
+  return tmpfile();
+#endif
+}
+
 /* RAM as it was after frame `upto`: zeros, then every saved page of frames 0..upto in order. */
 static void restore(struct emu *e, FILE *f, uint32_t upto, size_t page) {
   memset(e->ram, 0, RAM_SIZE);
@@ -390,7 +411,7 @@ int main(void) {
   const size_t page = xm_dirty_page_size(dirty), nbits = GUEST_SIZE / page;
   uint64_t *bits = calloc((nbits + 63) / 64, sizeof *bits);
   unsigned char *kept[FRAMES];
-  FILE *snapshots = tmpfile();
+  FILE *snapshots = snapshot_file();
   expect(bits && snapshots, "out of memory or no temporary file");
   memcpy(e.ram + PROGRAM, program, sizeof program); /* loading the program is a write too */
 
