@@ -188,8 +188,9 @@ static uintptr_t context_sp(const CONTEXT *c) {
    never follows a pointer out of it. */
 struct guard_frame {
 #if defined(XM__RESUME_BY_CONTEXT)
-  CONTEXT resume;                     /* run_frame's registers just after its RtlCaptureContext call returned (first:
-                     CONTEXT is 16-byte aligned on x86-64, which RtlCaptureContext needs) */
+  /* run_frame's registers just after its RtlCaptureContext call returned. First: CONTEXT is
+     16-byte aligned on x86-64, as RtlCaptureContext's stores need. */
+  CONTEXT resume;
   volatile LONG resumed;              /* set by the handler just before it continues with resume */
   struct guard_frame *volatile outer; /* the run this one interrupts */
 #else
@@ -260,9 +261,10 @@ static void continue_run(CONTEXT *c, struct guard_frame *f) {
 }
 
 /* The run itself, in a frame of its own. Its code after RtlCaptureContext runs twice, the second
-   time with the registers of the first and the memory of the fault: the compiler does not know
-   that, so that code reads nothing but f's volatile fields (f lives in memory: its address is
-   published) and the arguments the registers still hold. */
+   time with the registers of the first and the memory of the fault. The compiler does not know
+   that, so the second time's path reads nothing but f's volatile fields (f lives in memory: its
+   address is published) and the static TLS index, and no local of this frame changes between the
+   capture and the fault. */
 XM__NOINLINE static int run_frame(struct xm__fault_guard *g) {
   struct guard_frame f;
   f.lo = g->lo;
