@@ -172,11 +172,15 @@ fmt_counts() {
 
 fmt_time() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
-# A compile-only target's build: prints "objects warnings arch" (the objects of the project's own
-# targets, not cmocka's; compiler warnings in the log; the machine of one object).
+# A compile-only target's build: prints "objects warnings arch" (the objects in the build graph of
+# the project's own targets, not cmocka's; compiler warnings in the log; the machine of one object).
 compile_only_counts() {
   local dir=$1 log=$2 objects warnings one arch="-"
-  objects=$(find "$dir" -path "$dir/_deps" -prune -o -path '*/CMakeFiles/*.dir/*' -name '*.obj' -print | wc -l)
+  if command -v ninja >/dev/null 2>&1 && [ -f "$dir/build.ninja" ]; then
+    objects=$(ninja -C "$dir" -t targets all 2>/dev/null | grep -cE '\.obj: CX*_COMPILER')
+  else
+    objects=$(find "$dir" -path "$dir/_deps" -prune -o -path '*/CMakeFiles/*.dir/*' -name '*.obj' -print | wc -l)
+  fi
   warnings=$(grep -cE '(\)|:[0-9]+): warning[: ]' "$log")
   one=$(find "$dir/src" -path '*/CMakeFiles/*.dir/*' -name '*.obj' -print -quit 2>/dev/null)
   if [ -n "$one" ] && command -v file >/dev/null 2>&1; then
