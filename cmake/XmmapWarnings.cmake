@@ -1,10 +1,21 @@
-# One strict warning set for gcc, clang and MinGW; errors when XMMAP_WERROR is on (CI).
+# One strict warning set for gcc, clang and MinGW, /W4 for MSVC; errors when XMMAP_WERROR is on (CI).
+set(_xm_gnu_warnings -Wpedantic -Wconversion -Wsign-conversion -Wshadow -Wstrict-prototypes
+  -Wmissing-prototypes -Wformat=2 -Wundef -Wcast-align -Wvla)
 function(xmmap_set_warnings target)
-  target_compile_options(${target} PRIVATE
-    -Wall -Wextra -Wpedantic -Wconversion -Wsign-conversion -Wshadow -Wstrict-prototypes
-    -Wmissing-prototypes -Wformat=2 -Wundef -Wcast-align -Wvla)
-  if(XMMAP_WERROR)
-    target_compile_options(${target} PRIVATE -Werror)
+  if(MSVC)
+    # clang-cl's -Wall is -Weverything: /W4 (-Wall -Wextra) plus the set the other compilers get.
+    target_compile_options(${target} PRIVATE /W4)
+    if(CMAKE_C_COMPILER_ID STREQUAL "Clang")
+      target_compile_options(${target} PRIVATE ${_xm_gnu_warnings})
+    endif()
+    if(XMMAP_WERROR)
+      target_compile_options(${target} PRIVATE /WX)
+    endif()
+  else()
+    target_compile_options(${target} PRIVATE -Wall -Wextra ${_xm_gnu_warnings})
+    if(XMMAP_WERROR)
+      target_compile_options(${target} PRIVATE -Werror)
+    endif()
   endif()
   if(XMMAP_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=${XMMAP_SANITIZE} -fno-omit-frame-pointer

@@ -26,13 +26,23 @@
 # valgrind resumes the write tracker's retried writes with stale registers) and host-fuzz (each
 # libFuzzer target for ~30 s against its reference model).
 # The arch column is `file` on every test binary the target built (build/<target>/xmmap-binaries/).
+# A compile-only target (msvc-arm64: Windows on ARM64, nothing here can link or run it) shows
+# "compiled only: N objects, W warnings" in place of test counts, the machine of its objects as
+# its arch, and fails when compilation fails, warns, or compiles nothing.
 # Exit status is non-zero when any target fails or runs zero tests. The last line is
 # "N passed, N failed, N skipped", where failed also counts each target that failed without a
 # failing case (configure or build error, no tests).
 set -uo pipefail
 
 # The matrix: one entry per workflow preset in CMakePresets.json.
-TARGETS=(host host-asan host-tsan host-valgrind host-fuzz mingw64 aarch64 armhf riscv64 i686 ppc64le)
+TARGETS=(host host-asan host-tsan host-valgrind host-fuzz mingw64 aarch64 armhf riscv64 i686 ppc64le msvc-arm64)
+# Targets that are compiled only (their workflow preset has no test step): the row shows what was
+# compiled instead of test counts, and fails when compilation fails or warns.
+COMPILE_ONLY=(msvc-arm64)
+is_compile_only() { local c; for c in "${COMPILE_ONLY[@]}"; do [ "$c" = "$1" ] && return 0; done; return 1; }
+# What scripts/deps.sh installs for a target: msvc-arm64 needs what the msvc leg needs (clang-cl,
+# Wine's headers, cmocka's source).
+deps_target() { case "$1" in msvc-arm64) echo msvc ;; *) echo "$1" ;; esac; }
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 root=$PWD
@@ -41,7 +51,9 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${TARGETS[@]}")
 
 if [ "${XMMAP_NO_DEPS:-0}" != 1 ]; then
-  if ! scripts/deps.sh "${targets[@]}"; then
+  deps_targets=()
+  for t in "${targets[@]}"; do deps_targets+=("$(deps_target "$t")"); done
+  if ! scripts/deps.sh "${deps_targets[@]}"; then
     echo "test: scripts/deps.sh failed"
     echo "0 passed, 1 failed"
     exit 1
@@ -163,6 +175,27 @@ fmt_counts() {
 
 fmt_time() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
+# A compile-only target's build: prints "objects warnings arch" (the objects in the build graph of
+# the project's own targets, not cmocka's; compiler warnings in the log; the machine of one object).
+compile_only_counts() {
+  local dir=$1 log=$2 objects warnings one arch="-"
+  if command -v ninja >/dev/null 2>&1 && [ -f "$dir/build.ninja" ]; then
+    objects=$(ninja -C "$dir" -t targets all 2>/dev/null | grep -cE '\.obj: CX*_COMPILER')
+  else
+    objects=$(find "$dir" -path "$dir/_deps" -prune -o -path '*/CMakeFiles/*.dir/*' -name '*.obj' -print | wc -l)
+  fi
+  warnings=$(grep -cE '(\)|:[0-9]+): warning[: ]' "$log")
+  one=$(find "$dir/src" -path '*/CMakeFiles/*.dir/*' -name '*.obj' -print -quit 2>/dev/null)
+  if [ -n "$one" ] && command -v file >/dev/null 2>&1; then
+    case "$(file -b "$one")" in
+      *Aarch64*COFF* | *ARM64*COFF*) arch="COFF arm64" ;;
+      *COFF*) arch="COFF $(file -b "$one" | cut -d' ' -f1)" ;;
+      *) arch=$(file -b "$one" | cut -d, -f1) ;;
+    esac
+  fi
+  echo "$objects $warnings $arch"
+}
+
 rows=()
 total_pass=0 total_fail=0 total_skip=0 failed_targets=()
 total_faults=0 total_bad=0 total_runs=0
@@ -171,7 +204,9 @@ for t in "${targets[@]}"; do
   n=$((n + 1))
   log="build/logs/$t.log"
   dir="build/$t"
-  printf '[%d/%d] %-10s configure, build, test ... ' "$n" "${#targets[@]}" "$t"
+  steps="configure, build, test"
+  is_compile_only "$t" && steps="configure, build (compile only)"
+  printf '[%d/%d] %-10s %s ... ' "$n" "${#targets[@]}" "$t" "$steps"
   rm -f "$dir/junit.xml"
   start=$SECONDS
   cmake --workflow --preset "$t" >"$log" 2>&1
@@ -179,6 +214,25 @@ for t in "${targets[@]}"; do
   secs=$((SECONDS - start))
 
   run=0 pass=0 fail=0 skip=0 ct_pass=0 ct_total=0 faults=0 bad=0 runs=0
+  if is_compile_only "$t"; then
+    read -r objects warnings arch < <(compile_only_counts "$dir" "$log")
+    what="compiled only: $objects objects, $warnings warnings"
+    result=ok
+    if [ "$rc" -ne 0 ]; then result="FAILED (configure/build, exit $rc)"
+    elif [ "$objects" -eq 0 ]; then result="FAILED (no objects compiled)"
+    elif [ "$warnings" -ne 0 ]; then result="FAILED (warnings)"
+    fi
+    if [ "$result" != ok ]; then failed_targets+=("$t"); fail=1; fi
+    total_fail=$((total_fail + fail))
+    echo "$result: $what ($(fmt_time "$secs"))"
+    if [ "$result" != ok ]; then
+      echo "----- last lines of $log -----"
+      tail -n 60 "$log" | sed 's/^/  /'
+      echo "-----"
+    fi
+    rows+=("$t|$arch|-|-|$fail|-|-|$(fmt_time "$secs")|${result%% *}|$what")
+    continue
+  fi
   if [ -f "$dir/junit.xml" ]; then
     read -r run pass fail skip ct_pass ct_total < <(count_junit "$dir/junit.xml")
     read -r faults bad runs < <(count_extras "$dir/junit.xml")

@@ -234,11 +234,24 @@ int xm_dirty_new(xm_region *r, size_t offset, size_t len, unsigned flags, xm_dir
 }
 
 /* ---- collect ----------------------------------------------------------------------------------- */
+/* Set bits of one word. MSVC's __popcnt64 is x86-only and needs a CPU with POPCNT: the
+   branch-free count instead (the same few instructions compilers emit without POPCNT). */
+static size_t bits_in_word(uint64_t v) {
+#if defined(_MSC_VER)
+  v = v - ((v >> 1) & UINT64_C(0x5555555555555555));
+  v = (v & UINT64_C(0x3333333333333333)) + ((v >> 2) & UINT64_C(0x3333333333333333));
+  v = (v + (v >> 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+  return (size_t)((v * UINT64_C(0x0101010101010101)) >> 56);
+#else
+  return (size_t)__builtin_popcountll(v);
+#endif
+}
+
 static size_t bits_in(const uint64_t *bitmap, size_t npages) {
   size_t count = 0;
   for (size_t w = 0; w < npages / 64; w++)
-    count += (size_t)__builtin_popcountll(bitmap[w]);
-  if (npages % 64) count += (size_t)__builtin_popcountll(bitmap[npages / 64] & ((UINT64_C(1) << (npages % 64)) - 1));
+    count += bits_in_word(bitmap[w]);
+  if (npages % 64) count += bits_in_word(bitmap[npages / 64] & ((UINT64_C(1) << (npages % 64)) - 1));
   return count;
 }
 

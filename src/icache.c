@@ -43,9 +43,16 @@ int xm_icache_sync(const void *exec_addr, size_t len) {
     return XM_OK;
   }
   if (use_os) return xm__os_icache_sync(exec_addr, len);
-  if (unit.sync)
+  if (unit.sync) {
     unit.sync(start, start + len);
-  else
-    __builtin___clear_cache((char *)(uintptr_t)exec_addr, (char *)(uintptr_t)exec_addr + len);
+    return XM_OK;
+  }
+#if defined(_MSC_VER)
+  /* Not reached: MSVC builds are Windows builds, where the OS call is always chosen (MSVC has no
+     __builtin___clear_cache). */
+  return xm__os_icache_sync(exec_addr, len);
+#else
+  __builtin___clear_cache((char *)(uintptr_t)exec_addr, (char *)(uintptr_t)exec_addr + len);
   return XM_OK;
+#endif
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "plain_atomic.h"
 
 static const struct xm_region_ops mapping_region_ops;
 
@@ -85,8 +86,8 @@ int xm__mapping_get_slice_slow(const xm_mapping *m, size_t offset, size_t count,
 }
 
 /* ---- volatile access ------------------------------------------------------------------------ */
-/* One access of 1, 2, 4 or 8 bytes at a naturally aligned address. __atomic keeps 8-byte accesses
-   single on 32-bit targets too, without libatomic. */
+/* One access of 1, 2, 4 or 8 bytes at a naturally aligned address. With gcc and clang __atomic
+   keeps 8-byte accesses single on 32-bit targets too, without libatomic (src/plain_atomic.h). */
 static int volatile_check(const xm_mapping *m, const void *obj, size_t size, size_t offset, xm_prot need) {
   int rc = obj_range_check(m, size, offset); /* range beats alignment */
   if (rc) return rc;
@@ -104,30 +105,30 @@ int xm_mapping_write_obj_volatile(const xm_mapping *m, const void *obj, size_t s
   int rc = volatile_check(m, obj, size, offset, XM_PROT_WRITE);
   if (rc) return rc;
   void *p = m->pub.base + offset;
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  atomic_thread_fence(memory_order_seq_cst);
   switch (size) {
   case 1: {
     uint8_t v;
     memcpy(&v, obj, 1);
-    __atomic_store_n((uint8_t *)p, v, __ATOMIC_RELAXED);
+    XM__PLAIN_RELAXED_STORE(uint8_t, p, v);
     break;
   }
   case 2: {
     uint16_t v;
     memcpy(&v, obj, 2);
-    __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELAXED);
+    XM__PLAIN_RELAXED_STORE(uint16_t, p, v);
     break;
   }
   case 4: {
     uint32_t v;
     memcpy(&v, obj, 4);
-    __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELAXED);
+    XM__PLAIN_RELAXED_STORE(uint32_t, p, v);
     break;
   }
   default: {
     uint64_t v;
     memcpy(&v, obj, 8);
-    __atomic_store_n((uint64_t *)p, v, __ATOMIC_RELAXED);
+    XM__PLAIN_RELAXED_STORE(uint64_t, p, v);
     break;
   }
   }
@@ -140,22 +141,22 @@ int xm_mapping_read_obj_volatile(const xm_mapping *m, void *obj, size_t size, si
   void *p = m->pub.base + offset;
   switch (size) {
   case 1: {
-    uint8_t v = __atomic_load_n((uint8_t *)p, __ATOMIC_RELAXED);
+    uint8_t v = XM__PLAIN_RELAXED_LOAD(uint8_t, p);
     memcpy(obj, &v, 1);
     break;
   }
   case 2: {
-    uint16_t v = __atomic_load_n((uint16_t *)p, __ATOMIC_RELAXED);
+    uint16_t v = XM__PLAIN_RELAXED_LOAD(uint16_t, p);
     memcpy(obj, &v, 2);
     break;
   }
   case 4: {
-    uint32_t v = __atomic_load_n((uint32_t *)p, __ATOMIC_RELAXED);
+    uint32_t v = XM__PLAIN_RELAXED_LOAD(uint32_t, p);
     memcpy(obj, &v, 4);
     break;
   }
   default: {
-    uint64_t v = __atomic_load_n((uint64_t *)p, __ATOMIC_RELAXED);
+    uint64_t v = XM__PLAIN_RELAXED_LOAD(uint64_t, p);
     memcpy(obj, &v, 8);
     break;
   }
@@ -179,15 +180,17 @@ int xm_mapping_sync_range(const xm_mapping *m, size_t offset, size_t len, xm_syn
    Other threads may read the bookkeeping while it changes (accessors, safe copies): it is lowered
    before the OS protection is lowered and raised only after the OS raised it, so it never allows
    more than the OS does; a safe copy racing a lowering gets XM_E_ACCESS or XM_E_FAULT. */
-static void store_prot(unsigned char *at, xm_prot prot) { __atomic_store_n(at, (unsigned char)prot, __ATOMIC_RELAXED); }
+static void store_prot(unsigned char *at, xm_prot prot) {
+  XM__PLAIN_RELAXED_STORE(unsigned char, at, (unsigned char)prot);
+}
 
 /* The inline accessors' limits: the whole size where the uniform protection allows, else 0 (the
    slow path, which checks each page). */
 static void update_limits(xm_mapping *m) {
-  bool uniform = !__atomic_load_n(&m->mixed, __ATOMIC_RELAXED);
+  bool uniform = !XM__PLAIN_RELAXED_LOAD(bool, &m->mixed);
   xm_prot prot = m->prot;
-  __atomic_store_n(&m->pub.read_limit, uniform && (prot & XM_PROT_READ) ? m->pub.size : 0, __ATOMIC_RELAXED);
-  __atomic_store_n(&m->pub.write_limit, uniform && (prot & XM_PROT_WRITE) ? m->pub.size : 0, __ATOMIC_RELAXED);
+  XM__PLAIN_RELAXED_STORE(size_t, &m->pub.read_limit, uniform && (prot & XM_PROT_READ) ? m->pub.size : 0);
+  XM__PLAIN_RELAXED_STORE(size_t, &m->pub.write_limit, uniform && (prot & XM_PROT_WRITE) ? m->pub.size : 0);
 }
 
 /* One change at a time (hooks on several threads lift pages of one mapping at once). The holder
@@ -239,7 +242,7 @@ static int protect_locked(xm_mapping *m, size_t offset, size_t len, xm_prot prot
   if (was_mixed || !whole) {
     for (size_t i = 0; i < n; i++)
       store_prot(&m->page_prot[first + i], m->page_prot[first + i] & prot);
-    __atomic_store_n(&m->mixed, true, __ATOMIC_RELEASE);
+    XM__PLAIN_RELEASE_STORE(bool, &m->mixed, true);
   } else {
     store_prot(&m->prot, old & prot);
   }
@@ -250,11 +253,11 @@ static int protect_locked(xm_mapping *m, size_t offset, size_t len, xm_prot prot
       for (size_t i = 0; i < n; i++)
         store_prot(&m->page_prot[first + i], saved[i]);
     else if (!whole)
-      __atomic_store_n(&m->mixed, false, __ATOMIC_RELAXED);
+      XM__PLAIN_RELAXED_STORE(bool, &m->mixed, false);
     store_prot(&m->prot, old);
   } else if (whole) { /* uniform again: prot before mixed, so that a reader never sees stale prot */
     store_prot(&m->prot, prot);
-    __atomic_store_n(&m->mixed, false, __ATOMIC_RELEASE);
+    XM__PLAIN_RELEASE_STORE(bool, &m->mixed, false);
   } else {
     for (size_t i = 0; i < n; i++)
       store_prot(&m->page_prot[first + i], prot);
@@ -352,10 +355,10 @@ static void mapping_page_prots(xm_region *r, size_t offset, size_t npages, unsig
 
 /* Whether every page of [offset, offset + len) has exactly protection prot. */
 static bool range_has_prot(const xm_mapping *m, size_t offset, size_t len, xm_prot prot) {
-  if (!__atomic_load_n(&m->mixed, __ATOMIC_ACQUIRE)) return __atomic_load_n(&m->prot, __ATOMIC_RELAXED) == prot;
+  if (!xm__plain_acquire_load_bool(&m->mixed)) return XM__PLAIN_RELAXED_LOAD(unsigned char, &m->prot) == prot;
   size_t page = xm__page_size(), skew = xm__view_skew(m);
   for (size_t i = (skew + offset) / page; i <= (skew + offset + len - 1) / page; i++)
-    if (__atomic_load_n(&m->page_prot[i], __ATOMIC_RELAXED) != prot) return false;
+    if (XM__PLAIN_RELAXED_LOAD(unsigned char, &m->page_prot[i]) != prot) return false;
   return true;
 }
 

@@ -1,6 +1,7 @@
 /* The range helpers of mappings, regions and arenas: protection checks, write-back and advice
    over [offset, offset + len) of a region, each validated before the one OS call. */
 #include "internal.h"
+#include "plain_atomic.h"
 
 bool xm_prot_allows(xm_prot self, xm_prot other) { return (other & ~self & XM__PROT_ALL) == 0; }
 
@@ -8,12 +9,12 @@ bool xm_prot_allows(xm_prot self, xm_prot other) { return (other & ~self & XM__P
 /* Whether every page of the non-empty range [offset, offset + len) allows need. */
 bool xm__range_allows(const xm_mapping *m, size_t offset, size_t len, xm_prot need) {
   /* acquire: page_prot is complete before mixed is seen set */
-  if (!__atomic_load_n(&m->mixed, __ATOMIC_ACQUIRE))
-    return xm_prot_allows(__atomic_load_n(&m->prot, __ATOMIC_RELAXED), need);
+  if (!xm__plain_acquire_load_bool(&m->mixed))
+    return xm_prot_allows(XM__PLAIN_RELAXED_LOAD(unsigned char, &m->prot), need);
   size_t page = xm__page_size(), skew = xm__view_skew(m);
   size_t first = (skew + offset) / page, last = (skew + offset + len - 1) / page;
   for (size_t i = first; i <= last; i++)
-    if (!xm_prot_allows(__atomic_load_n(&m->page_prot[i], __ATOMIC_RELAXED), need)) return false;
+    if (!xm_prot_allows(XM__PLAIN_RELAXED_LOAD(unsigned char, &m->page_prot[i]), need)) return false;
   return true;
 }
 

@@ -6,19 +6,35 @@
 
 #include "xmmap/xmmap.h"
 
-#if defined(__MINGW32__) && !defined(__clang__)
-/* MinGW's printf family is C99 with __USE_MINGW_ANSI_STDIO. */
+/* printf-style checking of the error formats. cl.exe has no attribute for it (its /analyze reads
+   SAL's _Printf_format_string_ instead); clang-cl has gcc's. MinGW's printf family is C99 with
+   __USE_MINGW_ANSI_STDIO. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define XM__PRINTF(f, a)
+#elif defined(__MINGW32__) && !defined(__clang__)
 #define XM__PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
-#elif defined(__GNUC__)
+#elif defined(__GNUC__) || defined(__clang__)
 #define XM__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define XM__PRINTF(f, a)
 #endif
 
+/* A function the compiler must keep out of line (its frame is found by address or unwinding). */
+#if defined(_MSC_VER)
+#define XM__NOINLINE __declspec(noinline)
+#elif defined(__GNUC__)
+#define XM__NOINLINE __attribute__((noinline))
+#else
+#define XM__NOINLINE
+#endif
+
 /* A thread-local that a fault handler may touch: on ELF the initial-exec model, so that no access
    ever allocates (the general-dynamic model may allocate on a thread's first access in a library
-   loaded with dlopen). */
-#if defined(__GNUC__) && defined(__ELF__)
+   loaded with dlopen). MSVC's __declspec(thread) is the implicit-TLS model of the PE image's TLS
+   directory, which never allocates on access either (and is what cl.exe has had longest). */
+#if defined(_MSC_VER)
+#define XM__TLS __declspec(thread)
+#elif defined(__GNUC__) && defined(__ELF__)
 #define XM__TLS _Thread_local __attribute__((tls_model("initial-exec")))
 #else
 #define XM__TLS _Thread_local

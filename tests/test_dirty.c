@@ -408,7 +408,11 @@ static XT_THREAD_RET race_writer(void *arg) {
     e->page = page;
     e->begin = atomic_fetch_add(&race->clock, 1);
     /* each writer its own slot in the page: the sequence number, one atomic store */
+#if defined(_MSC_VER) /* no __atomic for plain memory: an aligned volatile 4-byte store is one store */
+    *(volatile uint32_t *)&mem[page * (PAGE / 4) + (uint32_t)w->id] = (uint32_t)k + 1;
+#else
     __atomic_store_n(&mem[page * (PAGE / 4) + (uint32_t)w->id], (uint32_t)k + 1, __ATOMIC_RELAXED);
+#endif
     e->done = atomic_fetch_add(&race->clock, 1);
     if (k == 0) atomic_fetch_add(&race->writing, 1);
   }

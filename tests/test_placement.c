@@ -1,6 +1,8 @@
 /* Placement in an address range: xm_arena_new_in and xm_builder_address_range put the reservation
    or mapping inside [lo, hi) with the alignment asked, XM_E_NO_ADDRESS when no such range is free,
    XM_E_INVALID_ARGUMENT for bad ranges; large arenas keep working. */
+#include <stdatomic.h>
+
 #include "xmtest.h"
 
 #ifndef _WIN32
@@ -245,11 +247,12 @@ struct racer {
   size_t size;
   xm_arena *arena;
   int rc;
-  volatile int *go;
+  atomic_int *go;
 };
 static XT_THREAD_RET race_for_range(void *arg) {
   struct racer *r = arg;
-  while (!__atomic_load_n(r->go, __ATOMIC_ACQUIRE)) { /* yielding: under QEMU a bare spin can starve the main thread */
+  while (!atomic_load_explicit(
+      r->go, memory_order_acquire)) { /* yielding: under QEMU a bare spin can starve the main thread */
 #ifdef _WIN32
     SwitchToThread();
 #else
@@ -265,7 +268,7 @@ static void racing_for_a_range(void **state) {
   const size_t g = xm_allocation_granularity();
   struct racer racers[RACERS];
   xt_thread threads[RACERS];
-  volatile int go = 0;
+  atomic_int go = 0;
   /* The threads (and their stacks) first: the range is freed only when nothing else maps. */
   for (int i = 0; i < RACERS; i++) {
     racers[i] = (struct racer){0, 0, 4 * g, NULL, 0, &go};
@@ -273,7 +276,7 @@ static void racing_for_a_range(void **state) {
   }
   const uintptr_t lo = quiet_range(16 * g), hi = lo + 16 * g;
   if (!lo) {
-    __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&go, 1, memory_order_release);
     for (int i = 0; i < RACERS; i++) {
       xt_thread_join(threads[i]); /* they search [0, 0): invalid */
       xm_arena_free(racers[i].arena);
@@ -284,7 +287,7 @@ static void racing_for_a_range(void **state) {
     racers[i].lo = lo;
     racers[i].hi = hi;
   }
-  __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+  atomic_store_explicit(&go, 1, memory_order_release);
   int won = 0;
   for (int i = 0; i < RACERS; i++) {
     xt_thread_join(threads[i]);

@@ -1,6 +1,8 @@
 /* Read-only sharing (xm_shm_clone_readonly): nobody writes the object through the clone, the
    owner's mappings keep writing, copy-on-write mappings of the clone write nothing back, and every
    refusal leaves the object and the process as they were. */
+#include <stdatomic.h>
+
 #include "xmtest.h"
 
 #define U (xm_allocation_granularity())
@@ -190,13 +192,13 @@ static void readonly_clone_failures(void **state) {
    adding it again is harmless) while the owner keeps writing through its mapping. */
 struct race {
   xm_shm *shm;
-  int failures;
+  atomic_int failures;
 };
 static XT_THREAD_RET clone_many(void *arg) {
   struct race *r = arg;
   for (int i = 0; i < xt_rounds(50); i++) {
     xm_shm *ro = NULL;
-    if (xm_shm_clone_readonly(r->shm, &ro) != XM_OK) __atomic_add_fetch(&r->failures, 1, __ATOMIC_RELAXED);
+    if (xm_shm_clone_readonly(r->shm, &ro) != XM_OK) atomic_fetch_add_explicit(&r->failures, 1, memory_order_relaxed);
     xm_shm_free(ro);
   }
   return 0;
@@ -217,7 +219,7 @@ static void readonly_clones_race(void **state) {
     ((volatile unsigned char *)xm_mapping_ptr(owner))[i % U] = (unsigned char)i;
   for (int i = 0; i < 4; i++)
     xt_thread_join(t[i]);
-  assert_int_equal(r.failures, 0);
+  assert_int_equal(atomic_load(&r.failures), 0);
   assert_int_equal(xt_snap().handles, before.handles); /* thread stacks stay mapped (glibc's cache) */
   xm_mapping_free(owner);
   xm_shm_free(shm);

@@ -4,6 +4,7 @@
 #ifndef XMMAP_XMTEST_H
 #define XMMAP_XMTEST_H
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,7 +24,6 @@
 #include <winioctl.h>
 #else
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>

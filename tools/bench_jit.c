@@ -46,7 +46,11 @@ int bench_raw_jit(struct bench *b, uint64_t iters, double *seconds) {
   double t0 = tool_now();
   for (uint64_t i = 0; i < iters; i++) {
     memcpy(p, b->buf, n);
+#if defined(_MSC_VER) /* no __builtin___clear_cache: the library's call, FlushInstructionCache where needed */
+    (void)xm_icache_sync(p, n);
+#else
     __builtin___clear_cache(p, p + n);
+#endif
   }
   *seconds = tool_now() - t0;
   b->sink += b->rwx[0];

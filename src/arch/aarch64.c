@@ -1,7 +1,30 @@
-/* The aarch64 flush unit: DC CVAC per line, then DSB SY; the line from CTR_EL0.DminLine. */
-#include "aarch64_icache.h"
+/* The aarch64 flush unit: DC CVAC per line, then DSB SY; the line from CTR_EL0.DminLine. On
+   Windows none, and the instruction cache through the OS (FlushInstructionCache). */
 #include "arch.h"
+
+#if defined(_WIN32)
+/* Windows on ARM64 documents no way for user space to clean to the point of coherency: whether
+   DC CVAC may run at EL0 (SCTLR_EL1.UCI) and CTR_EL0 may be read there (UCT) is not promised, and
+   cl.exe could not emit DC CVAC anyway (no inline assembly on ARM64, and _WriteStatusReg encodes
+   only MSR, op0 2 or 3, never the SYS form DC CVAC is). A clear error beats a possible crash. */
+void xm__arch_flush_unit(struct xm__flush_unit *unit) {
+  unit->method = "none";
+  unit->unsupported = "Windows on ARM64 offers user space no documented clean to the point of coherency "
+                      "(DC CVAC at EL0 is not promised, and cl.exe has no intrinsic for it)";
+  unit->line = 0;
+  unit->line_source = NULL;
+  unit->clean = NULL;
+}
+
+/* Instruction cache: FlushInstructionCache (src/windows facts), which cleans, invalidates and
+   reaches every core without relying on EL0 cache maintenance. */
+void xm__arch_icache_unit(struct xm__icache_unit *unit) {
+  unit->method = NULL;
+  unit->sync = NULL;
+}
+#else
 #include "aarch64_clean.h"
+#include "aarch64_icache.h"
 
 void xm__arch_flush_unit(struct xm__flush_unit *unit) {
   /* EL0 reads of CTR_EL0 are allowed (or emulated) by Linux; DminLine, bits [19:16], is log2 of
@@ -39,3 +62,4 @@ void xm__arch_icache_unit(struct xm__icache_unit *unit) {
   unit->method = "dc cvau + ic ivau";
   unit->sync = sync_dc_cvau_ic_ivau;
 }
+#endif /* _WIN32 */

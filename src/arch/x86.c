@@ -1,5 +1,10 @@
-/* The x86 flush unit (x86_64 and i686, gcc/clang and MinGW-w64): clwb > clflushopt > clflush. */
+/* The x86 flush unit (x86_64 and i686; gcc, clang, MinGW-w64 and MSVC): clwb > clflushopt >
+   clflush. */
+#if defined(_MSC_VER)
+#include <intrin.h>
+#else
 #include <cpuid.h>
+#endif
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +18,22 @@
 #define XM__CPUID7_EBX_CLFLUSHOPT (1u << 23)
 #define XM__CPUID7_EBX_CLWB (1u << 24)
 
+/* CPUID leaf `leaf`, subleaf `sub`, into r (EAX, EBX, ECX, EDX); false when the leaf is above
+   the CPU's maximum basic leaf. */
+static bool cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+#if defined(_MSC_VER)
+  int regs[4];
+  __cpuid(regs, 0);
+  if ((unsigned)regs[0] < leaf) return false;
+  __cpuidex(regs, (int)leaf, (int)sub);
+  for (int i = 0; i < 4; i++)
+    r[i] = (unsigned)regs[i];
+  return true;
+#else
+  return __get_cpuid_count(leaf, sub, &r[0], &r[1], &r[2], &r[3]) != 0;
+#endif
+}
+
 static void set_unsupported(struct xm__flush_unit *unit, const char *why) {
   unit->method = "none";
   unit->unsupported = why;
@@ -20,19 +41,18 @@ static void set_unsupported(struct xm__flush_unit *unit, const char *why) {
 }
 
 void xm__arch_flush_unit(struct xm__flush_unit *unit) {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  unsigned r[4] = {0, 0, 0, 0}; /* EAX, EBX, ECX, EDX */
   bool has_clflush = false, has_sse2 = false, has_clflushopt = false, has_clwb = false;
   size_t line = 0;
-  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
-    has_clflush = (edx & XM__CPUID1_EDX_CLFSH) != 0;
-    has_sse2 = (edx & XM__CPUID1_EDX_SSE2) != 0;
+  if (cpuid(1, 0, r)) {
+    has_clflush = (r[3] & XM__CPUID1_EDX_CLFSH) != 0;
+    has_sse2 = (r[3] & XM__CPUID1_EDX_SSE2) != 0;
     /* EBX[15:8] is the CLFLUSH line size in 8-byte units, valid only when CLFSH is set. */
-    if (has_clflush) line = (size_t)((ebx >> 8) & 0xffu) * 8u;
+    if (has_clflush) line = (size_t)((r[1] >> 8) & 0xffu) * 8u;
   }
-  /* __get_cpuid_count returns 0 when leaf 7 is above the CPU's maximum leaf. */
-  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) {
-    has_clflushopt = (ebx & XM__CPUID7_EBX_CLFLUSHOPT) != 0;
-    has_clwb = (ebx & XM__CPUID7_EBX_CLWB) != 0;
+  if (cpuid(7, 0, r)) {
+    has_clflushopt = (r[1] & XM__CPUID7_EBX_CLFLUSHOPT) != 0;
+    has_clwb = (r[1] & XM__CPUID7_EBX_CLWB) != 0;
   }
   unit->line = line;
   unit->line_source = line ? "cpuid" : NULL;
@@ -81,7 +101,7 @@ void xm__arch_flush_unit(struct xm__flush_unit *unit) {
     return;
   }
   unit->unsupported = NULL;
-#if defined(__i386__)
+#if defined(_M_IX86) || defined(__i386__)
   if (unit->clean == xm__clean_clflush && !has_sse2) unit->clean = xm__clean_clflush_locked;
 #else
   (void)has_sse2;
@@ -94,7 +114,11 @@ void xm__arch_flush_unit(struct xm__flush_unit *unit) {
 static void sync_coherent(uintptr_t start, uintptr_t end) {
   (void)start;
   (void)end;
+#if defined(_MSC_VER)
+  _ReadWriteBarrier();
+#else
   __asm__ volatile("" : : : "memory");
+#endif
 }
 
 void xm__arch_icache_unit(struct xm__icache_unit *unit) {

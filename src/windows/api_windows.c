@@ -55,6 +55,9 @@ static BOOL CALLBACK resolve_api(INIT_ONCE *once, void *param, void **context) {
   api.query_working_set_ex = (xm__win_query_working_set_ex_fn)f;
   api.compare_object_handles = (xm__win_compare_handles_fn)lookup(kernelbase, "CompareObjectHandles");
   api.nt_query_object = (xm__win_query_object_fn)lookup(ntdll, "NtQueryObject");
+  f = lookup(kernel32, "GetLargePageMinimum");
+  if (!f) f = lookup(kernelbase, "GetLargePageMinimum");
+  api.large_page_minimum = (xm__win_large_page_minimum_fn)f;
   return TRUE;
 }
 
@@ -63,4 +66,9 @@ const struct xm__win_api *xm__win_api(void) {
   if (InitOnceExecuteOnce(&api_once, resolve_api, &error, NULL)) return &api;
   SetLastError(error != ERROR_SUCCESS ? error : ERROR_DLL_INIT_FAILED);
   return NULL;
+}
+
+size_t xm__win_large_page_minimum(void) {
+  const struct xm__win_api *a = xm__win_api();
+  return a && a->large_page_minimum ? a->large_page_minimum() : 0;
 }

@@ -3,10 +3,17 @@
    guard running now on the faulting thread, and passes every other exception on to the next
    handler untouched.
  *
- * MinGW has no __try, so recovery rewrites the faulting thread's context to call resume(), which
- * __builtin_longjmp's back into the run's frame. By then the exception dispatch is over (the
- * handler returned EXCEPTION_CONTINUE_EXECUTION), so nothing is unwound through the system's
- * frames. */
+ * The order is hooks -> the safe copy's recovery -> the handlers behind this one (vectored
+ * handlers added later with "last", then the frame-based __try/__except handlers of the faulting
+ * thread, then the unhandled-exception filter). Recovery therefore happens inside the vectored
+ * handler, not in an __except of the run: a vectored handler behind the library's would see the
+ * safe copy's fault before any frame-based handler could take it.
+ *
+ * Recovery continues the thread in its run's frame by rewriting the faulting context, which works
+ * without __try (MinGW) and unwinds nothing through the system's frames: the handler returns
+ * EXCEPTION_CONTINUE_EXECUTION and the exception dispatch is over. With MSVC the context is the
+ * run's own, captured by RtlCaptureContext; with gcc it calls resume(), which __builtin_longjmp's
+ * back (see "recovery" below). */
 #include "win.h"
 
 /* The thread's running guard and the dispatcher's pointer (TLS slots: TlsGetValue never
@@ -29,7 +36,9 @@ void xm__os_fault_thread_set(void *p) {
 void xm__os_yield(void) { SwitchToThread(); }
 
 /* The hooks' view of an access violation: ExceptionInformation[0] is 0 for a read, 1 for a write
-   and 8 for an execution (DEP). */
+   and 8 for an execution (DEP), on x86-64 and ARM64 alike (the OS decodes the CPU's syndrome:
+   ARM64's ESR_EL1 WnR and instruction-abort bits); the pc is the exception's address, which is
+   CONTEXT's Rip / Pc at the fault. */
 static bool offer_to_hooks(EXCEPTION_POINTERS *info) {
   const EXCEPTION_RECORD *rec = info->ExceptionRecord;
   xm_fault fault;
@@ -128,72 +137,103 @@ int xm__os_fault_handler_reinstall(void) {
   return rc;
 }
 
-/* clang has __builtin_setjmp on x86 only. */
-#if defined(__x86_64__) || defined(__i386__) || (defined(__aarch64__) && !defined(__clang__))
+/* ---- recovery: back into the guarded run's frame -------------------------------------------- */
+/* The CPU, by the compiler's own names first (cl.exe defines only the _M_* ones). */
+#if defined(_M_ARM64) || defined(__aarch64__)
+#define XM__WIN_ARM64 1
+#elif defined(_M_X64) || defined(__x86_64__)
+#define XM__WIN_X64 1
+#elif defined(_M_IX86) || defined(__i386__)
+#define XM__WIN_X86 1
+#endif
+
+/* How a recovered fault gets back to its run. MSVC (cl.exe and clang-cl) has no
+   __builtin_setjmp, and clang has it on x86 only: there the run captures its own registers with
+   RtlCaptureContext and the handler continues the thread with them. gcc keeps __builtin_setjmp,
+   measured and tested longest. XMMAP_WIN_RESUME_BY_CONTEXT picks the first with gcc too (to test
+   that path under MinGW). */
+#if defined(_MSC_VER) || defined(XMMAP_WIN_RESUME_BY_CONTEXT) || (defined(__clang__) && defined(XM__WIN_ARM64))
+#define XM__RESUME_BY_CONTEXT 1
+#elif defined(__GNUC__) && (defined(XM__WIN_X64) || defined(XM__WIN_X86) || defined(XM__WIN_ARM64))
+#define XM__RESUME_BY_LONGJMP 1
+#endif
+
+#if defined(XM__WIN_X64) || defined(XM__WIN_ARM64)
+#define XM__WIN_UNWIND_TABLES 1 /* .pdata for every function with a frame */
+#endif
+
+#if defined(XM__RESUME_BY_CONTEXT) || defined(XM__RESUME_BY_LONGJMP)
+/* The faulting thread's registers, by CONTEXT's per-CPU names. */
+static uintptr_t context_pc(const CONTEXT *c) {
+#if defined(XM__WIN_ARM64)
+  return (uintptr_t)c->Pc;
+#elif defined(XM__WIN_X64)
+  return (uintptr_t)c->Rip;
+#else
+  return (uintptr_t)c->Eip;
+#endif
+}
+static uintptr_t context_sp(const CONTEXT *c) {
+#if defined(XM__WIN_ARM64)
+  return (uintptr_t)c->Sp;
+#elif defined(XM__WIN_X64)
+  return (uintptr_t)c->Rsp;
+#else
+  return (uintptr_t)c->Esp;
+#endif
+}
+
 /* One guarded run, on its thread's stack; its address marks the run's frame. The range is a copy:
    the handler may read a frame that is dead (stack memory, readable whatever is there now), but
    never follows a pointer out of it. */
 struct guard_frame {
+#if defined(XM__RESUME_BY_CONTEXT)
+  /* run_frame's registers just after its RtlCaptureContext call returned. First: CONTEXT is
+     16-byte aligned on x86-64, as RtlCaptureContext's stores need. */
+  CONTEXT resume;
+  volatile LONG resumed;              /* set by the handler just before it continues with resume */
+  struct guard_frame *volatile outer; /* the run this one interrupts */
+#else
   void *jmp[5]; /* __builtin_setjmp's buffer */
+#endif
   uintptr_t lo;
   size_t len;
 };
 
-/* Entered through a rewritten context, so it takes no arguments: the run is in this thread's slot. */
-__attribute__((noreturn, noinline)) static void resume(void) {
-  struct guard_frame *f = TlsGetValue(running);
-  __builtin_longjmp(f->jmp, 1);
-}
+#if defined(XM__WIN_UNWIND_TABLES)
+/* An address inside run_frame, for the liveness check below. */
+static uintptr_t run_frame_pc(const struct guard_frame *f);
 
-/* The faulting thread's stack pointer. */
-static uintptr_t stack_pointer(const CONTEXT *c) {
-#if defined(__x86_64__)
-  return (uintptr_t)c->Rsp;
-#elif defined(__i386__)
-  return (uintptr_t)c->Esp;
-#else
-  return (uintptr_t)c->Sp;
-#endif
-}
-
-/* Continues in resume() on this thread's stack, below the faulting frame, with the stack aligned
-   as at a call. Only registers change: the dispatcher still uses the memory below. */
-static void redirect_to_resume(CONTEXT *c) {
-  uintptr_t sp = (stack_pointer(c) - 256) & ~(uintptr_t)15;
-#if defined(__x86_64__)
-  c->Rsp = (DWORD64)(sp - 8); /* the return-address slot; the 32-byte home area lies above it */
-  c->Rip = (DWORD64)(uintptr_t)resume;
-#elif defined(__i386__)
-  c->Esp = (DWORD)(sp - 4);
-  c->Eip = (DWORD)(uintptr_t)resume;
-#else
-  c->Sp = (DWORD64)sp;
-  c->Pc = (DWORD64)(uintptr_t)resume;
-#endif
-}
-
-static int run_frame(struct xm__fault_guard *g);
-
-#if defined(__x86_64__)
-/* Whether the run that owns f is on the faulting thread's call chain: x86-64 code has unwind
-   tables, so the chain is unwound from the faulting context up to f. A dead run's frame below the
-   fault can look intact (its memory not reused yet), and only this tells it from a live one. */
+/* Whether the run that owns f is on the faulting thread's call chain: x86-64 and ARM64 code has
+   unwind tables (.pdata), so the chain is unwound from the faulting context up to f. A dead run's
+   frame below the fault can look intact (its memory not reused yet), and only this tells it from
+   a live one. Functions are compared by their unwind entries, not by address ranges: ARM64
+   entries carry no end address, and an MSVC incremental link makes &run_frame a jump thunk. */
 static bool run_is_live(const CONTEXT *fault, const struct guard_frame *f) {
+  DWORD64 run_image = 0;
+  const RUNTIME_FUNCTION *run_fn = RtlLookupFunctionEntry(run_frame_pc(f), &run_image, NULL);
+  if (!run_fn) return false;
   CONTEXT c = *fault;
-  for (int depth = 0; depth < 32 && c.Rip != 0 && c.Rsp <= (uintptr_t)f; depth++) {
-    DWORD64 image = 0, sp = c.Rsp;
-    RUNTIME_FUNCTION *fn = RtlLookupFunctionEntry(c.Rip, &image, NULL);
-    bool in_run_frame =
-        fn && (DWORD64)(uintptr_t)run_frame - image - fn->BeginAddress < (DWORD64)fn->EndAddress - fn->BeginAddress;
+  for (int depth = 0; depth < 32 && context_pc(&c) != 0 && context_sp(&c) <= (uintptr_t)f; depth++) {
+    DWORD64 image = 0;
+    const uintptr_t sp = context_sp(&c);
+    RUNTIME_FUNCTION *fn = RtlLookupFunctionEntry(context_pc(&c), &image, NULL);
+    const bool in_run_frame = fn && image == run_image && fn->BeginAddress == run_fn->BeginAddress;
     if (fn) {
       void *data;
       DWORD64 frame;
-      RtlVirtualUnwind(0 /* UNW_FLAG_NHANDLER */, image, c.Rip, fn, &c, &data, &frame, NULL);
-    } else { /* a leaf function: the return address is on top of the stack */
+      RtlVirtualUnwind(0 /* UNW_FLAG_NHANDLER */, image, context_pc(&c), fn, &c, &data, &frame, NULL);
+    } else if (depth > 0) {
+      return false; /* only the faulting function may be a leaf: above it the chain is lost */
+    } else {        /* a leaf function: it keeps its return address where a call put it */
+#if defined(XM__WIN_ARM64)
+      c.Pc = c.Lr;
+#else
       c.Rip = *(const DWORD64 *)(uintptr_t)c.Rsp;
       c.Rsp += 8;
+#endif
     }
-    if (in_run_frame) return sp <= (uintptr_t)f && (uintptr_t)f < c.Rsp; /* f lies in this frame */
+    if (in_run_frame) return sp <= (uintptr_t)f && (uintptr_t)f < context_sp(&c); /* f lies in this frame */
   }
   return false;
 }
@@ -206,26 +246,74 @@ static bool run_is_live(const CONTEXT *fault, const struct guard_frame *f) {
 }
 #endif
 
-/* Recovers the thread's running guard when the fault is in its range (the context then continues
-   in resume()). */
-static bool recover_guard(EXCEPTION_POINTERS *info) {
-  const EXCEPTION_RECORD *rec = info->ExceptionRecord;
-  struct guard_frame *f = TlsGetValue(running);
-  if (!f) return false;
-  /* The slot's run can be dead: a fault passed on from inside it that a later handler (an
-     __except, a C++ catch, a longjmp) ended by unwinding past the run. Every frame of a live run
-     lies below its guard_frame, so a fault above it proves it dead; below it, the unwind tables
-     tell. Only the innermost run recovers, and only faults in its own range. */
-  const bool below = stack_pointer(info->ContextRecord) < (uintptr_t)f;
-  const bool in_range = (uintptr_t)rec->ExceptionInformation[1] - f->lo < f->len;
-  if (below && !in_range) return false;
-  if (below && run_is_live(info->ContextRecord, f)) {
-    redirect_to_resume(info->ContextRecord);
-    return true;
+#if defined(XM__RESUME_BY_CONTEXT)
+#if defined(XM__WIN_UNWIND_TABLES)
+static uintptr_t run_frame_pc(const struct guard_frame *f) { return context_pc(&f->resume); }
+#endif
+
+/* The thread continues in run_frame as its RtlCaptureContext call returned, now with resumed set.
+   The frames in between are abandoned as by longjmp (the exception dispatch is over once the
+   handler returns EXCEPTION_CONTINUE_EXECUTION, so none of the system's is unwound); the captured
+   flags leave out extended state (AVX upper halves), which no call preserves anyway. */
+static void continue_run(CONTEXT *c, struct guard_frame *f) {
+  f->resumed = 1;
+  *c = f->resume;
+}
+
+/* The run itself, in a frame of its own. Its code after RtlCaptureContext runs twice, the second
+   time with the registers of the first and the memory of the fault. The compiler does not know
+   that, so the second time's path reads nothing but f's volatile fields (f lives in memory: its
+   address is published) and the static TLS index, and no local of this frame changes between the
+   capture and the fault. */
+XM__NOINLINE static int run_frame(struct xm__fault_guard *g) {
+  struct guard_frame f;
+  f.lo = g->lo;
+  f.len = g->len;
+  f.resumed = 0;
+  /* The run this one interrupts (a handler's run nests), put back when this one ends. A live outer
+     run's frame lies above this one: one below it was left by an unwind (see recover_guard). */
+  struct guard_frame *outer = TlsGetValue(running);
+  f.outer = (uintptr_t)outer < (uintptr_t)&f ? NULL : outer;
+  RtlCaptureContext(&f.resume);
+  if (f.resumed) {
+    TlsSetValue(running, f.outer);
+    return XM_E_FAULT;
   }
-  /* Dead: forget it, never jump into it, and pass the fault on. */
-  TlsSetValue(running, NULL);
-  return false;
+  TlsSetValue(running, &f);
+  g->run(g);
+  TlsSetValue(running, f.outer);
+  return XM_OK;
+}
+#else
+static int run_frame(struct xm__fault_guard *g);
+#if defined(XM__WIN_UNWIND_TABLES)
+static uintptr_t run_frame_pc(const struct guard_frame *f) {
+  (void)f;
+  return (uintptr_t)run_frame;
+}
+#endif
+
+/* Entered through a rewritten context, so it takes no arguments: the run is in this thread's slot. */
+__attribute__((noreturn, noinline)) static void resume(void) {
+  struct guard_frame *f = TlsGetValue(running);
+  __builtin_longjmp(f->jmp, 1);
+}
+
+/* Continues in resume() on this thread's stack, below the faulting frame, with the stack aligned
+   as at a call. Only registers change: the dispatcher still uses the memory below. */
+static void continue_run(CONTEXT *c, struct guard_frame *f) {
+  (void)f;
+  uintptr_t sp = (context_sp(c) - 256) & ~(uintptr_t)15;
+#if defined(XM__WIN_ARM64)
+  c->Sp = (DWORD64)sp;
+  c->Pc = (DWORD64)(uintptr_t)resume;
+#elif defined(XM__WIN_X64)
+  c->Rsp = (DWORD64)(sp - 8); /* the return-address slot; the 32-byte home area lies above it */
+  c->Rip = (DWORD64)(uintptr_t)resume;
+#else
+  c->Esp = (DWORD)(sp - 4);
+  c->Eip = (DWORD)(uintptr_t)resume;
+#endif
 }
 
 /* The run itself, in a frame of its own so that nothing of the caller lives across setjmp. */
@@ -246,6 +334,29 @@ __attribute__((noinline)) static int run_frame(struct xm__fault_guard *g) {
   TlsSetValue(running, prev);
   return XM_OK;
 }
+#endif
+
+/* Recovers the thread's running guard when the fault is in its range (the thread then continues
+   in its run, which returns XM_E_FAULT). */
+static bool recover_guard(EXCEPTION_POINTERS *info) {
+  const EXCEPTION_RECORD *rec = info->ExceptionRecord;
+  struct guard_frame *f = TlsGetValue(running);
+  if (!f) return false;
+  /* The slot's run can be dead: a fault passed on from inside it that a later handler (an
+     __except, a C++ catch, a longjmp) ended by unwinding past the run. Every frame of a live run
+     lies below its guard_frame, so a fault above it proves it dead; below it, the unwind tables
+     tell. Only the innermost run recovers, and only faults in its own range. */
+  const bool below = context_sp(info->ContextRecord) < (uintptr_t)f;
+  const bool in_range = (uintptr_t)rec->ExceptionInformation[1] - f->lo < f->len;
+  if (below && !in_range) return false;
+  if (below && run_is_live(info->ContextRecord, f)) {
+    continue_run(info->ContextRecord, f);
+    return true;
+  }
+  /* Dead: forget it, never jump into it, and pass the fault on. */
+  TlsSetValue(running, NULL);
+  return false;
+}
 
 int xm__os_run_guarded(struct xm__fault_guard *g) {
   int rc = xm__os_fault_install();
@@ -259,6 +370,6 @@ static bool recover_guard(EXCEPTION_POINTERS *info) {
 
 int xm__os_run_guarded(struct xm__fault_guard *g) {
   (void)g;
-  return xm__fail(XM_E_NOT_IMPLEMENTED, "fault recovery: no context rewrite or __builtin_setjmp for this CPU");
+  return xm__fail(XM_E_NOT_IMPLEMENTED, "fault recovery: no context capture or __builtin_setjmp for this CPU");
 }
 #endif

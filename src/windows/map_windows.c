@@ -190,7 +190,7 @@ int xm__os_map(const struct xm__map_request *req, struct xm__os_view *view) {
       return xm__fail(XM_E_NOT_IMPLEMENTED, "%s",
                       req->source == XM__SOURCE_FILE ? "large pages need a pagefile-backed section, not a file"
                                                      : "large pages need a section created with SEC_LARGE_PAGES");
-    size_t large = GetLargePageMinimum();
+    size_t large = xm__win_large_page_minimum();
     if (large == 0) return xm__fail(XM_E_NOT_IMPLEMENTED, "this system has no large pages");
     if (req->huge_page_size != 0 && req->huge_page_size != large)
       return xm__fail(XM_E_NOT_IMPLEMENTED, "large pages here are %zu bytes, not %zu", large, req->huge_page_size);

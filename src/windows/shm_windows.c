@@ -165,7 +165,7 @@ static int check_large_pages(HANDLE section, bool *large) {
 /* A SEC_LARGE_PAGES section: the privilege first (its failure is reported only if the section is
    then refused, or if what the system gave is not large pages). */
 static int create_large_page_section(DWORD protect, uint64_t size, size_t *huge_page_size, HANDLE *out) {
-  size_t large = GetLargePageMinimum();
+  size_t large = xm__win_large_page_minimum();
   if (large == 0) return xm__fail(XM_E_NOT_IMPLEMENTED, "this system has no large pages (GetLargePageMinimum is 0)");
   if (*huge_page_size != 0 && *huge_page_size != large)
     return xm__fail(XM_E_NOT_IMPLEMENTED, "large pages here are %zu bytes, not %zu", large, *huge_page_size);

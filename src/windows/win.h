@@ -55,6 +55,7 @@ typedef struct {
   ULONG Reserved[10];
 } xm__win_object_info; /* PUBLIC_OBJECT_BASIC_INFORMATION */
 typedef LONG(NTAPI *xm__win_query_object_fn)(HANDLE, int, void *, ULONG, ULONG *);
+typedef SIZE_T(WINAPI *xm__win_large_page_minimum_fn)(void);
 
 /* Functions that not every Windows (nor Wine, nor mingw-w64's import libraries) has; a NULL member
    is one this system lacks. */
@@ -69,10 +70,13 @@ struct xm__win_api {
   xm__win_query_working_set_ex_fn query_working_set_ex; /* kernel32 K32QueryWorkingSetEx (Windows 7) */
   xm__win_compare_handles_fn compare_object_handles;    /* Windows 10 1607 (Wine 8 has it) */
   xm__win_query_object_fn nt_query_object;              /* ntdll: a handle's granted access */
+  xm__win_large_page_minimum_fn large_page_minimum;     /* Vista, but absent from Wine's headers */
 };
 /* The APIs, resolved once. NULL (GetLastError() says why) only when a DLL that exists could not be
    loaded: nothing is cached then, and the next call tries again. */
 const struct xm__win_api *xm__win_api(void);
+/* GetLargePageMinimum(): the large page size, 0 where there are none (or it cannot be asked). */
+size_t xm__win_large_page_minimum(void);
 
 /* ---- shared helpers -------------------------------------------------------------------------- */
 /* The test build's fault-injection seam: act as if the next OS call failed. */
