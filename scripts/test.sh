@@ -29,7 +29,7 @@
 set -uo pipefail
 
 # The matrix: one entry per workflow preset in CMakePresets.json.
-TARGETS=(host host-asan host-tsan host-valgrind host-fuzz mingw64 aarch64 armhf riscv64 i686 ppc64le)
+TARGETS=(host host-asan host-tsan host-valgrind host-fuzz mingw64 msvc aarch64 armhf riscv64 i686 ppc64le)
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 root=$PWD
