@@ -65,8 +65,10 @@ string(JOIN "" _xm_cl_flags ${_xm_cl_flags})
 set(CMAKE_C_FLAGS_INIT "${_xm_cl_flags}")
 set(CMAKE_CXX_FLAGS_INIT "${_xm_cl_flags}")
 
-# ---- the support directory: .lib names and the TLS object ---------------------------------------
-# The first configure makes it in its build tree; try_compile projects inherit its path.
+# ---- the support directory: .lib names and the CRT support object -------------------------------
+# The first configure makes it in its build tree; try_compile projects inherit its path. The object
+# is rebuilt by the configure after crt_support.c changes; programs linked before keep the old one
+# until they are linked again (it is no build dependency of theirs).
 list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES XMMAP_MSVC_SUPPORT_DIR)
 if(NOT XMMAP_MSVC_SUPPORT_DIR)
   set(XMMAP_MSVC_SUPPORT_DIR "${CMAKE_BINARY_DIR}/msvc-support")
