@@ -4,11 +4,9 @@
 #   -Wall -Wextra -Wpedantic -Wcast-qual -Wsign-conversion -Werror
 #   C++ also: -Wold-style-cast -Wzero-as-null-pointer-constant; g++ also: -Wuseless-cast
 # A compiler that was not found at configure time is a failure, not a skip.
-# With -DMSVC_FLAGS=<the toolchain's flags> the compilers take cl's options (clang-cl): C11 and
-# C++14/17/20 (cl's oldest C++ mode is 14) under /W4 /WX and the same -W set.
 #
 # usage: cmake -DINCLUDE_DIR=<include> -DWORK_DIR=<dir> -DC_COMPILERS=<a|b> -DCXX_COMPILERS=<a|b>
-#              [-DMSVC_FLAGS=<flags>] -P check.cmake
+#              -P check.cmake
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var INCLUDE_DIR WORK_DIR C_COMPILERS CXX_COMPILERS)
@@ -26,40 +24,8 @@ set(common -O2 -Wall -Wextra -Wpedantic -Wcast-qual -Wsign-conversion -Werror "-
 set(failures "")
 set(passed 0)
 
-# The same in cl's options (clang-cl): the language by /Tc or /Tp, the standard by /std:.
-if(DEFINED MSVC_FLAGS)
-  separate_arguments(MSVC_FLAGS WINDOWS_COMMAND "${MSVC_FLAGS}")
-  set(common ${MSVC_FLAGS} /nologo /O2 /W4 /WX -Wpedantic -Wcast-qual -Wsign-conversion "-I${INCLUDE_DIR}")
-endif()
-function(compile_msvc compiler language std)
-  get_filename_component(name "${compiler}" NAME)
-  set(flags ${common} "/std:${std}")
-  set(kind /Tc)
-  if(language STREQUAL "c++")
-    list(APPEND flags -Wold-style-cast -Wzero-as-null-pointer-constant)
-    set(kind /Tp)
-  endif()
-  set(object "${WORK_DIR}/${name}-${std}.obj")
-  execute_process(COMMAND "${compiler}" ${flags} /c "${kind}${source}" "/Fo${object}"
-    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  list(JOIN flags " " shown)
-  if(rc EQUAL 0 AND EXISTS "${object}")
-    message(STATUS "ok: ${name} /std:${std}")
-    math(EXPR n "${passed} + 1")
-    set(passed ${n} PARENT_SCOPE)
-  else()
-    set(failures "${failures}\n${compiler} ${shown} /c ${kind}${source}:\n${out}" PARENT_SCOPE)
-  endif()
-endfunction()
-
 # Compiles the consumer with one compiler and language standard; a failure is collected.
 function(compile compiler language std)
-  if(DEFINED MSVC_FLAGS)
-    compile_msvc("${compiler}" ${language} ${std})
-    set(failures "${failures}" PARENT_SCOPE)
-    set(passed ${passed} PARENT_SCOPE)
-    return()
-  endif()
   get_filename_component(name "${compiler}" NAME)
   set(flags ${common} "-std=${std}")
   if(language STREQUAL "c++")
@@ -100,11 +66,7 @@ function(compile_with compilers language)
 endfunction()
 
 compile_with("${C_COMPILERS}" c c11)
-if(DEFINED MSVC_FLAGS)
-  compile_with("${CXX_COMPILERS}" c++ c++14 c++17 c++20)
-else()
-  compile_with("${CXX_COMPILERS}" c++ c++11 c++17 c++20)
-endif()
+compile_with("${CXX_COMPILERS}" c++ c++11 c++17 c++20)
 
 if(failures)
   message(FATAL_ERROR "header check: ${passed} compilations passed; these failed:${failures}")
