@@ -18,7 +18,7 @@
 # /etc/apt/sources.list.d/xmmap-deb-src.sources — never a hard-coded mirror.
 set -euo pipefail
 
-ALL_TARGETS=(host host-asan host-tsan valgrind mingw64 aarch64 armhf riscv64 i686 ppc64le)
+ALL_TARGETS=(host host-asan host-tsan valgrind mingw64 msvc aarch64 armhf riscv64 i686 ppc64le)
 COMMON_PKGS=(cmake ninja-build gcc libc6-dev file pkg-config)
 DEB_SRC_FILE=/etc/apt/sources.list.d/xmmap-deb-src.sources
 
@@ -34,6 +34,9 @@ target_pkgs() {
       echo "clang llvm libclang-rt-14-dev libcmocka-dev pkg-config" ;;
     valgrind|host-valgrind) echo "valgrind libcmocka-dev pkg-config" ;;
     mingw64) echo "gcc-mingw-w64-x86-64-win32 g++-mingw-w64-x86-64-win32 wine64 wine dpkg-dev" ;;
+    # clang-cl is in clang-tools, lld-link in lld, llvm-lib/llvm-rc in llvm; Wine's Windows headers
+    # and import libraries in libwine-dev; binutils' objdump reads the DLL's tables (consumer test)
+    msvc) echo "clang clang-tools lld llvm libwine-dev wine64 wine binutils dpkg-dev" ;;
     aarch64) echo "gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user dpkg-dev" ;;
     armhf)   echo "gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user dpkg-dev" ;;
     riscv64) echo "gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-user dpkg-dev" ;;
@@ -42,7 +45,7 @@ target_pkgs() {
     *) return 1 ;;
   esac
 }
-is_cross() { case "$1" in mingw64|aarch64|armhf|riscv64|i686|ppc64le) return 0 ;; *) return 1 ;; esac; }
+is_cross() { case "$1" in mingw64|msvc|aarch64|armhf|riscv64|i686|ppc64le) return 0 ;; *) return 1 ;; esac; }
 
 # Run as root: directly, else through sudo.
 as_root() {

@@ -35,7 +35,7 @@
 set -uo pipefail
 
 # The matrix: one entry per workflow preset in CMakePresets.json.
-TARGETS=(host host-asan host-tsan host-valgrind host-fuzz mingw64 aarch64 armhf riscv64 i686 ppc64le msvc-arm64)
+TARGETS=(host host-asan host-tsan host-valgrind host-fuzz mingw64 msvc aarch64 armhf riscv64 i686 ppc64le msvc-arm64)
 # Targets that are compiled only (their workflow preset has no test step): the row shows what was
 # compiled instead of test counts, and fails when compilation fails or warns.
 COMPILE_ONLY=(msvc-arm64)

@@ -40,8 +40,11 @@ __declspec(allocate(".CRT$XLA")) tls_callback __xl_a = 0;
 __declspec(allocate(".CRT$XLZ")) tls_callback __xl_z = 0;
 
 __declspec(allocate(".rdata$T")) const struct tls_directory _tls_used = {
-    (unsigned long long)&_tls_start, (unsigned long long)&_tls_end, (unsigned long long)&_tls_index,
-    (unsigned long long)(&__xl_a + 1), 0, 0};
+    .start_of_raw_data = (unsigned long long)&_tls_start,
+    .end_of_raw_data = (unsigned long long)&_tls_end,
+    .address_of_index = (unsigned long long)&_tls_index,
+    .address_of_callbacks = (unsigned long long)(&__xl_a + 1),
+};
 
 typedef void(__cdecl *exit_fn)(void);
 int __cdecl _crt_atexit(exit_fn fn);

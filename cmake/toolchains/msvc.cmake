@@ -23,7 +23,7 @@ if(NOT XMMAP_CLANG_CL)
   message(FATAL_ERROR "msvc toolchain: clang-cl not found (scripts/deps.sh msvc installs it)")
 endif()
 get_filename_component(_xm_llvm_bin "${XMMAP_CLANG_CL}" DIRECTORY)
-foreach(tool lld-link llvm-lib llvm-rc llvm-mt llvm-objdump llvm-nm)
+foreach(tool lld-link llvm-lib llvm-rc llvm-mt llvm-nm)
   string(TOUPPER "${tool}" var)
   string(REPLACE "-" "_" var "XMMAP_${var}")
   find_program(${var} NAMES ${tool} HINTS "${_xm_llvm_bin}" NO_CMAKE_FIND_ROOT_PATH)
@@ -37,7 +37,10 @@ set(CMAKE_LINKER "${XMMAP_LLD_LINK}")
 set(CMAKE_AR "${XMMAP_LLVM_LIB}")
 set(CMAKE_RC_COMPILER "${XMMAP_LLVM_RC}")
 set(CMAKE_MT "${XMMAP_LLVM_MT}")
-set(CMAKE_OBJDUMP "${XMMAP_LLVM_OBJDUMP}")
+# The consumer test reads the DLL's export and import tables in GNU objdump's words (binutils on an
+# x86-64 Debian host reads PE files).
+find_program(XMMAP_PE_OBJDUMP NAMES objdump x86_64-w64-mingw32-objdump NO_CMAKE_FIND_ROOT_PATH)
+set(CMAKE_OBJDUMP "${XMMAP_PE_OBJDUMP}")
 set(CMAKE_NM "${XMMAP_LLVM_NM}")
 
 # ---- Wine: headers and PE import libraries ------------------------------------------------------
@@ -62,8 +65,10 @@ string(JOIN "" _xm_cl_flags ${_xm_cl_flags})
 set(CMAKE_C_FLAGS_INIT "${_xm_cl_flags}")
 set(CMAKE_CXX_FLAGS_INIT "${_xm_cl_flags}")
 
-# ---- the support directory: .lib names and the TLS object ---------------------------------------
-# The first configure makes it in its build tree; try_compile projects inherit its path.
+# ---- the support directory: .lib names and the CRT support object -------------------------------
+# The first configure makes it in its build tree; try_compile projects inherit its path. The object
+# is rebuilt by the configure after crt_support.c changes; programs linked before keep the old one
+# until they are linked again (it is no build dependency of theirs).
 list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES XMMAP_MSVC_SUPPORT_DIR)
 if(NOT XMMAP_MSVC_SUPPORT_DIR)
   set(XMMAP_MSVC_SUPPORT_DIR "${CMAKE_BINARY_DIR}/msvc-support")

@@ -20,6 +20,9 @@ foreach(var XMMAP_SOURCE_DIR XMMAP_BUILD_DIR WORK_DIR GENERATOR LIBDIR BINDIR PK
 endforeach()
 string(REPLACE "|" ";" EMULATOR "${EMULATOR}")
 set(windows OFF)
+if(NOT DEFINED MSVC_FRONTEND)
+  set(MSVC_FRONTEND OFF) # a compiler with cl's options (cl, clang-cl)
+endif()
 if(SYSTEM_NAME STREQUAL "Windows")
   set(windows ON)
 endif()
@@ -186,41 +189,46 @@ if(OBJDUMP)
 endif()
 
 # ---- 3. pkg-config ----------------------------------------------------------------------------
-if(NOT PKG_CONFIG)
-  message(FATAL_ERROR "consumer: pkg-config not found (scripts/deps.sh installs it)")
-endif()
-# Only this prefix's .pc files: a cross build must not see the build machine's.
-set(ENV{PKG_CONFIG_PATH} "${prefix}/${PKGCONFIGDIR}")
-set(ENV{PKG_CONFIG_LIBDIR} "${prefix}/${PKGCONFIGDIR}")
-unset(ENV{PKG_CONFIG_SYSROOT_DIR})
-step("pkg-config --cflags --libs xmmap" flags "${PKG_CONFIG}" --cflags --libs xmmap)
-string(STRIP "${flags}" flags)
-message(STATUS "consumer:   pkg-config: ${flags}")
-separate_arguments(flags UNIX_COMMAND "${flags}")
-set(cc "${C_COMPILER}")
-set(strict -std=c11 -Wall -Wextra -Wpedantic -Werror)
-if(windows)
-  # -lxmmap finds libxmmap.a (the DLL's import library is named differently); -static also
-  # takes MinGW's runtime in, so the program needs no DLL at all.
-  step("cc main.c $(pkg-config --cflags --libs xmmap) -static" out "${cc}" ${strict} "${app}/main.c" ${flags}
-    -static -o "${WORK_DIR}/consumer_pc.exe")
-  run_program("pkg-config" "${WORK_DIR}/consumer_pc.exe")
+if(MSVC_FRONTEND)
+  # pkg-config speaks -L/-l, not cl and link: MSVC users take the CMake package (step 2).
+  message(STATUS "consumer:   (no pkg-config step: the compiler takes MSVC's options)")
 else()
-  # -lxmmap finds the shared library, which an rpath locates at run time.
-  step("cc main.c $(pkg-config --cflags --libs xmmap)" out "${cc}" ${strict} "${app}/main.c" ${flags}
-    "-Wl,-rpath,${prefix}/${LIBDIR}" -o "${WORK_DIR}/consumer_pc")
-  run_program("pkg-config (shared)" "${WORK_DIR}/consumer_pc")
-  # Fully static: `--static` adds Libs.private (-pthread). Sanitizer runtimes cannot link -static.
-  if(SANITIZE)
-    message(STATUS "consumer:   (no fully static program: the library is built with -fsanitize=${SANITIZE})")
+  if(NOT PKG_CONFIG)
+    message(FATAL_ERROR "consumer: pkg-config not found (scripts/deps.sh installs it)")
+  endif()
+  # Only this prefix's .pc files: a cross build must not see the build machine's.
+  set(ENV{PKG_CONFIG_PATH} "${prefix}/${PKGCONFIGDIR}")
+  set(ENV{PKG_CONFIG_LIBDIR} "${prefix}/${PKGCONFIGDIR}")
+  unset(ENV{PKG_CONFIG_SYSROOT_DIR})
+  step("pkg-config --cflags --libs xmmap" flags "${PKG_CONFIG}" --cflags --libs xmmap)
+  string(STRIP "${flags}" flags)
+  message(STATUS "consumer:   pkg-config: ${flags}")
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  set(cc "${C_COMPILER}")
+  set(strict -std=c11 -Wall -Wextra -Wpedantic -Werror)
+  if(windows)
+    # -lxmmap finds libxmmap.a (the DLL's import library is named differently); -static also
+    # takes MinGW's runtime in, so the program needs no DLL at all.
+    step("cc main.c $(pkg-config --cflags --libs xmmap) -static" out "${cc}" ${strict} "${app}/main.c" ${flags}
+      -static -o "${WORK_DIR}/consumer_pc.exe")
+    run_program("pkg-config" "${WORK_DIR}/consumer_pc.exe")
   else()
-    step("pkg-config --static --cflags --libs xmmap" flags "${PKG_CONFIG}" --static --cflags --libs xmmap)
-    string(STRIP "${flags}" flags)
-    message(STATUS "consumer:   pkg-config --static: ${flags}")
-    separate_arguments(flags UNIX_COMMAND "${flags}")
-    step("cc main.c $(pkg-config --static --cflags --libs xmmap) -static" out "${cc}" ${strict} "${app}/main.c"
-      ${flags} -static -o "${WORK_DIR}/consumer_pc_static")
-    run_program("pkg-config (static)" "${WORK_DIR}/consumer_pc_static")
+    # -lxmmap finds the shared library, which an rpath locates at run time.
+    step("cc main.c $(pkg-config --cflags --libs xmmap)" out "${cc}" ${strict} "${app}/main.c" ${flags}
+      "-Wl,-rpath,${prefix}/${LIBDIR}" -o "${WORK_DIR}/consumer_pc")
+    run_program("pkg-config (shared)" "${WORK_DIR}/consumer_pc")
+    # Fully static: `--static` adds Libs.private (-pthread). Sanitizer runtimes cannot link -static.
+    if(SANITIZE)
+      message(STATUS "consumer:   (no fully static program: the library is built with -fsanitize=${SANITIZE})")
+    else()
+      step("pkg-config --static --cflags --libs xmmap" flags "${PKG_CONFIG}" --static --cflags --libs xmmap)
+      string(STRIP "${flags}" flags)
+      message(STATUS "consumer:   pkg-config --static: ${flags}")
+      separate_arguments(flags UNIX_COMMAND "${flags}")
+      step("cc main.c $(pkg-config --static --cflags --libs xmmap) -static" out "${cc}" ${strict} "${app}/main.c"
+        ${flags} -static -o "${WORK_DIR}/consumer_pc_static")
+      run_program("pkg-config (static)" "${WORK_DIR}/consumer_pc_static")
+    endif()
   endif()
 endif()
 
