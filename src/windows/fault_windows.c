@@ -147,12 +147,12 @@ int xm__os_fault_handler_reinstall(void) {
 #define XM__WIN_X86 1
 #endif
 
-/* How a recovered fault gets back to its run. MSVC (cl.exe and clang-cl) has no
-   __builtin_setjmp, and clang has it on x86 only: there the run captures its own registers with
-   RtlCaptureContext and the handler continues the thread with them. gcc keeps __builtin_setjmp,
-   measured and tested longest. XMMAP_WIN_RESUME_BY_CONTEXT picks the first with gcc too (to test
-   that path under MinGW). */
-#if defined(_MSC_VER) || defined(XMMAP_WIN_RESUME_BY_CONTEXT) || (defined(__clang__) && defined(XM__WIN_ARM64))
+/* How a recovered fault gets back to its run. cl.exe has no __builtin_setjmp, and clang's
+   restores the wrong frame register on 64-bit Windows (llvm/llvm-project#72908) and does not exist
+   on ARM64: with both, the run captures its own registers with RtlCaptureContext and the handler
+   continues the thread with them. gcc keeps __builtin_setjmp, measured and tested longest.
+   XMMAP_WIN_RESUME_BY_CONTEXT picks the first with gcc too (to test that path under MinGW). */
+#if defined(_MSC_VER) || defined(__clang__) || defined(XMMAP_WIN_RESUME_BY_CONTEXT)
 #define XM__RESUME_BY_CONTEXT 1
 #elif defined(__GNUC__) && (defined(XM__WIN_X64) || defined(XM__WIN_X86) || defined(XM__WIN_ARM64))
 #define XM__RESUME_BY_LONGJMP 1
