@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -299,6 +300,20 @@ static void dirty_owner() {
   CHECK(OK(xmmap::dirty::create(m->region(), 0, page))); /* the range is free again */
 }
 
+/* Whether the process's mapping count is the program's own: valgrind (the host-valgrind leg sets
+   XMMAP_VALGRIND=1) and ASan's allocator map memory of their own as the program runs. */
+static bool mapping_count_is_ours() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  return false;
+#endif
+#endif
+  const char *valgrind = std::getenv("XMMAP_VALGRIND");
+  return !valgrind || !*valgrind || std::strcmp(valgrind, "0") == 0;
+}
+
 /* Linux: destroyed owners leave the mapping count where it was. */
 static void map_count_returns() {
   auto before = xmmap::map_count();
@@ -306,6 +321,7 @@ static void map_count_returns() {
     CHECK(before.error() == xmmap::errc::not_implemented); /* Windows, QEMU user mode */
     return;
   }
+  if (!mapping_count_is_ours()) return;
   {
     auto s = OK(xmmap::shm::create("xmmap-cxx-count", 4 * unit()));
     auto a = OK(xmmap::builder(unit()).from_shm(*s).build());
