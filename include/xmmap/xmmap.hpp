@@ -12,7 +12,9 @@
 
     Every owner is empty after a move from it or a failed factory; its C object is get(), and
     release() hands it over to C code. Owners of a region's memory (mapping, arena) must outlive
-    what uses that region (a dirty tracker, a fault hook on it, region_ref copies). */
+    what uses that region (a dirty tracker, a fault hook on it, region_ref copies). What is not
+    wrapped here (the xm_slice functions, xm_mapping_use_hugepages and the other advice shortcuts,
+    xm_shm_descriptor-level work) is the C call on get(). */
 #ifndef XMMAP_XMMAP_HPP
 #define XMMAP_XMMAP_HPP
 
