@@ -220,7 +220,13 @@ static int add(xm_arena *a, size_t offset, size_t size, enum xm__piece_kind kind
       return xm__fail(XM_E_NOT_PAGE_ALIGNED, "descriptor offset %llu is not a multiple of the %zu-byte %s",
                       (unsigned long long)d_offset, unit, unit_name());
     size_t page;
-    rc = xm__os_check_arena_descriptor(d, &page);
+    struct xm__shm_facts shm;
+    if (xm__shm_lookup(d, &shm)) { /* one of the library's objects: known, no OS call */
+      page = shm.huge_page_size ? shm.huge_page_size : xm__os_page_size();
+      rc = xm__shm_check_policy(shm.flags, prot);
+    } else {
+      rc = xm__os_check_arena_descriptor(d, &page);
+    }
     if (rc) return rc;
     /* huge pages map in whole huge pages only */
     if (page > unit && (offset % page != 0 || size % page != 0 || d_offset % page != 0))

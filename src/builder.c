@@ -141,15 +141,13 @@ int xm_builder_build(const xm_builder *b, xm_mapping **out) {
                     size);
   if (source == XM__SOURCE_SHM && !b->_private.shm)
     return xm__fail(XM_E_INVALID_ARGUMENT, "shared-memory object must not be NULL");
-  /* The library's exec policy: shared memory (guest RAM) runs no code unless made for it. */
-  if (source == XM__SOURCE_SHM && (b->_private.prot & XM_PROT_EXEC) && !(b->_private.shm->flags & XM_SHM_EXEC))
-    return xm__fail(XM_E_ACCESS, "the shared-memory object was made without XM_SHM_EXEC and cannot be mapped "
-                                 "executable");
-  /* A read-only clone's descriptor cannot write the object: say so before the OS does. */
-  if (source == XM__SOURCE_SHM && (b->_private.shm->flags & XM__SHM_READ_ONLY) && (b->_private.prot & XM_PROT_WRITE) &&
-      !(flags & XM__OPT_PRIVATE))
-    return xm__fail(XM_E_ACCESS, "the shared-memory object is a read-only clone: map it read-only, or private "
-                                 "(copy-on-write) to write a copy");
+  /* The library's exec policy (shared memory, guest RAM, runs no code unless made for it) and a
+     read-only clone's (a private mapping writes a copy, which it allows). */
+  if (source == XM__SOURCE_SHM) {
+    int rc = xm__shm_check_policy(b->_private.shm->flags,
+                                  (flags & XM__OPT_PRIVATE) ? b->_private.prot & ~XM_PROT_WRITE : b->_private.prot);
+    if (rc) return rc;
+  }
   if (source == XM__SOURCE_ANON && (offset != 0 || (flags & XM__OPT_TO_END_OF_FILE)))
     return xm__fail(XM_E_INVALID_ARGUMENT, "an offset or to_end_of_file needs a file or shared-memory source");
   if ((flags & XM__OPT_HUGE_PAGES) && b->_private.huge_page_size != 0 && !xm__is_pow2(b->_private.huge_page_size))

@@ -92,9 +92,23 @@ struct xm_shm {
   unsigned flags;        /* XM_SHM_* and XM__SHM_READ_ONLY: the exec and read-only policies read them */
   size_t huge_page_size; /* with XM_SHM_HUGE: the object's page size (offsets and sizes of its
                             mappings must be multiples of it); else 0 */
+  int known_slot;        /* its entry in the table of live objects (shm_known.c), or -1 */
 };
 /* A clone from xm_shm_clone_readonly: only read-only and copy-on-write mappings. */
 #define XM__SHM_READ_ONLY 0x80000000u
+
+/* What an arena add needs to know of a live object's descriptor (shm_known.c): the arena skips
+   the OS's descriptor checks for the objects it knows. */
+struct xm__shm_facts {
+  unsigned flags;        /* xm_shm.flags */
+  size_t huge_page_size; /* xm_shm.huge_page_size */
+};
+void xm__shm_know(xm_shm *shm);
+void xm__shm_forget(xm_shm *shm);
+bool xm__shm_lookup(xm_descriptor d, struct xm__shm_facts *facts);
+/* XM_OK, or XM_E_ACCESS when the object's exec or read-only policy refuses prot for a shared
+   mapping (what xm_builder_build and xm_arena_add_fd say). */
+int xm__shm_check_policy(unsigned shm_flags, xm_prot prot);
 
 /* ---- range helpers (range.c) --------------------------------------------------------------- */
 /* Offset of the mapping's pointer inside its view (an unaligned offset's remainder). */

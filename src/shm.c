@@ -11,6 +11,7 @@ static int wrap(xm_descriptor d, uint64_t size, unsigned flags, size_t huge_page
   shm->size = size;
   shm->flags = flags;
   shm->huge_page_size = huge_page_size;
+  shm->known_slot = -1;
   *out = shm;
   return XM_OK;
 }
@@ -33,6 +34,7 @@ int xm_shm_new_ex(const char *debug_name, uint64_t size, unsigned flags, size_t 
   size_t page_size = huge_page_size;
   int rc = xm__os_shm_create(debug_name ? debug_name : "xmmap", size, flags, &page_size, &d);
   if (!rc && (rc = wrap(d, size, flags, page_size, out)) != XM_OK) xm__os_close(d);
+  if (!rc) xm__shm_know(*out);
   return rc;
 }
 
@@ -45,6 +47,7 @@ int xm_shm_clone(const xm_shm *shm, xm_shm **out) {
   xm_descriptor d;
   int rc = xm__os_dup(shm->descriptor, &d);
   if (!rc && (rc = wrap(d, shm->size, shm->flags, shm->huge_page_size, out)) != XM_OK) xm__os_close(d);
+  if (!rc) xm__shm_know(*out);
   return rc;
 }
 
@@ -61,6 +64,7 @@ int xm_shm_clone_readonly(const xm_shm *shm, xm_shm **out) {
   ro->size = shm->size;
   ro->flags = shm->flags | XM__SHM_READ_ONLY;
   ro->huge_page_size = shm->huge_page_size;
+  xm__shm_know(ro);
   *out = ro;
   return XM_OK;
 }
@@ -75,6 +79,8 @@ int xm_shm_from_descriptor(xm_descriptor d, uint64_t size, xm_shm **out) {
     rc = xm__os_descriptor_size(XM__SOURCE_SHM, d, &size);
     if (rc) return rc;
   }
+  /* Not in the table of known objects: what the descriptor is (a hugetlbfs file?) was not the
+     library's doing, and arena adds check it as any descriptor. */
   return wrap(d, size, 0, 0, out);
 }
 
@@ -83,6 +89,7 @@ xm_descriptor xm_shm_descriptor(const xm_shm *shm) { return shm ? shm->descripto
 
 void xm_shm_free(xm_shm *shm) {
   if (!shm) return;
+  xm__shm_forget(shm); /* before the number can be reused */
   xm__os_close(shm->descriptor);
   free(shm);
 }

@@ -182,6 +182,53 @@ static void removed_range_faults(void **state) {
   xm_arena_free(a);
 }
 
+/* ---- pieces of the library's own objects --------------------------------------------------------- */
+/* The arena knows the objects the library made (no descriptor checks by the OS on the hot path)
+   and applies their policies before any OS call; a descriptor number reused after xm_shm_free is
+   checked again as any descriptor. */
+static void pieces_of_library_objects(void **state) {
+  (void)state;
+  xm_arena *a = xt_arena(4 * U);
+  unsigned char *base = xt_arena_base(a);
+  xm_shm *shm = NULL, *clone = NULL;
+  XT_OK(xm_shm_new("known", 2 * U, &shm));
+  XT_OK(xm_shm_clone(shm, &clone));
+  XT_OK(xm_arena_add_fd(a, 0, U, xm_shm_descriptor(shm), U, XM_PROT_READ_WRITE));
+  XT_OK(xm_arena_add_fd(a, U, U, xm_shm_descriptor(clone), U, XM_PROT_READ_WRITE));
+  base[7] = 0x5c;
+  assert_int_equal(base[U + 7], 0x5c); /* both pieces are the object's second unit */
+
+  xm__test_fail_nth(0, 0);
+  XT_STATUS(XM_E_ACCESS, xm_arena_add_fd(a, 2 * U, U, xm_shm_descriptor(shm), 0, XM_PROT_READ | XM_PROT_EXEC));
+  xt_assert_errmsg_has("without XM_SHM_EXEC");
+  XT_STATUS(XM_E_ACCESS, xm_arena_add_fd(a, 0, U, xm_shm_descriptor(clone), 0, XM_PROT_READ | XM_PROT_EXEC));
+  assert_int_equal(xm__test_os_calls(), 0);
+  assert_int_equal(base[7], 0x5c); /* the piece refused over it is still the old one */
+
+  xm_shm *exec = NULL;
+  XT_OK(xm_shm_new_ex("known-exec", U, XM_SHM_EXEC, 0, &exec));
+  XT_OK(xm_arena_add_fd(a, 3 * U, U, xm_shm_descriptor(exec), 0, XM_PROT_READ | XM_PROT_EXEC));
+  xm_shm_free(exec);
+
+#if !defined(_WIN32)
+  /* The freed object's number, reused by a pipe: refused as a pipe, not mapped as the object. */
+  const xm_descriptor freed = xm_shm_descriptor(clone);
+  xm_shm_free(clone);
+  clone = NULL;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  if (fds[0] == freed || fds[1] == freed) {
+    XT_STATUS(XM_E_INVALID_ARGUMENT, xm_arena_add_fd(a, 2 * U, U, freed, 0, XM_PROT_READ));
+    xt_assert_errmsg_has("cannot be mapped");
+  }
+  close(fds[0]);
+  close(fds[1]);
+#endif
+  xm_shm_free(clone);
+  xm_arena_free(a);
+  xm_shm_free(shm);
+}
+
 /* ---- validation --------------------------------------------------------------------------------- */
 static void validation(void **state) {
   (void)state;
@@ -289,6 +336,20 @@ static void work(struct worker *w) {
     int advised = xm_region_advise(xm_arena_region(a), at, UNITS_PER_THREAD * U, XM_ADVICE_WILLNEED);
     if (advised != XM_OK && advised != XM_E_NOT_IMPLEMENTED) worker_fail(w, "advise", round);
     if (xm_arena_remove(a, at, UNITS_PER_THREAD * U) != XM_OK) worker_fail(w, "remove all", round);
+    /* objects made and freed while the other threads add theirs: the arena's table of known
+       objects (one slot per live object, reused) must give each add its own object's policy */
+    xm_shm *shm = NULL;
+    if (xm_shm_new_ex("arena-race", U, round % 3 ? 0 : XM_SHM_EXEC, 0, &shm) != XM_OK) {
+      worker_fail(w, "shm", round);
+      continue;
+    }
+    int exec = xm_arena_add_fd(a, at, U, xm_shm_descriptor(shm), 0, XM_PROT_READ | XM_PROT_EXEC);
+    if (exec != (round % 3 ? XM_E_ACCESS : XM_OK)) worker_fail(w, "exec policy", round);
+    if (xm_arena_add_fd(a, at, U, xm_shm_descriptor(shm), 0, XM_PROT_READ_WRITE) != XM_OK)
+      worker_fail(w, "add shm", round);
+    p[5] = tag;
+    if (xm_arena_remove(a, at, U) != XM_OK) worker_fail(w, "remove shm", round);
+    xm_shm_free(shm);
   }
   /* leave one unit mapped with the thread's mark */
   if (xm_arena_add_anon(a, at + 2 * U, U, XM_PROT_READ_WRITE) != XM_OK) worker_fail(w, "final add", ROUNDS);
@@ -405,6 +466,7 @@ int main(void) {
       cmocka_unit_test(arena_msync),
       cmocka_unit_test(arena_madvise),
       cmocka_unit_test(removed_range_faults),
+      cmocka_unit_test(pieces_of_library_objects),
       cmocka_unit_test(validation),
       cmocka_unit_test(empty_and_odd_sizes),
       cmocka_unit_test(concurrent_changes),

@@ -514,7 +514,11 @@ XM_API int xm_arena_new_in(size_t size, uintptr_t lo, uintptr_t hi, uint64_t ali
 XM_API size_t xm_arena_granularity(const xm_arena *a);
 /** Maps anonymous shared memory over [offset, offset + size), replacing what was there. */
 XM_API int xm_arena_add_anon(xm_arena *a, size_t offset, size_t size, xm_prot prot);
-/** On Windows d is a section handle. */
+/** Maps [d_offset, d_offset + size) of d's object over [offset, offset + size). On Windows d is a
+    section handle. The descriptor of a live xm_shm (xm_shm_descriptor) is known to the library:
+    the object's policies apply before any OS call (XM_PROT_EXEC needs XM_SHM_EXEC, a read-only
+    clone maps only read-only: XM_E_ACCESS) and no OS call checks it; any other descriptor is
+    checked first (fstat and fcntl on POSIX, which also find hugetlbfs objects). */
 XM_API int xm_arena_add_fd(xm_arena *a, size_t offset, size_t size, xm_descriptor d, uint64_t d_offset, xm_prot prot);
 /** Returns the range to inaccessible reserved space: later access faults. */
 XM_API int xm_arena_remove(xm_arena *a, size_t offset, size_t size);

@@ -16,8 +16,14 @@ _Static_assert(offsetof(xm_slice, addr) == offsetof(struct iovec, iov_base), "xm
 _Static_assert(offsetof(xm_slice, size) == offsetof(struct iovec, iov_len), "xm_slice.size is iov_len");
 
 size_t xm__os_page_size(void) {
-  long v = sysconf(_SC_PAGESIZE);
-  return v > 0 ? (size_t)v : 4096;
+  static atomic_size_t cached; /* asked on every arena change */
+  size_t page = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (page == 0) {
+    long v = sysconf(_SC_PAGESIZE);
+    page = v > 0 ? (size_t)v : 4096;
+    atomic_store_explicit(&cached, page, memory_order_relaxed);
+  }
+  return page;
 }
 size_t xm__os_granularity(void) { return xm__os_page_size(); }
 const char *xm__os_backend_name(void) { return "posix"; }
