@@ -13,8 +13,7 @@
     Every owner is empty after a move from it or a failed factory; its C object is get(), and
     release() hands it over to C code. Owners of a region's memory (mapping, arena) must outlive
     what uses that region (a dirty tracker, a fault hook on it, region_ref copies). What is not
-    wrapped here (the xm_slice functions, xm_mapping_use_hugepages and the other advice shortcuts,
-    xm_shm_descriptor-level work) is the C call on get(). */
+    wrapped here (the xm_slice functions) is the C call on get(). */
 #ifndef XMMAP_XMMAP_HPP
 #define XMMAP_XMMAP_HPP
 
@@ -27,7 +26,12 @@ namespace xmmap {
 /* ---- facts --------------------------------------------------------------------------------------- */
 inline std::size_t page_size() noexcept { return xm_page_size(); }
 inline std::size_t allocation_granularity() noexcept { return xm_allocation_granularity(); }
+inline std::size_t cacheline_size() noexcept { return xm_cacheline_size(); }
 inline const char *version() noexcept { return xm_version(); }
+inline const char *arena_strategy() noexcept { return xm_arena_strategy(); }
+inline const char *icache_method() noexcept { return xm_icache_method(); }
+/** errno / GetLastError() of this thread's last failure (xm_os_error). */
+inline int last_os_error() noexcept { return xm_os_error(); }
 /** The process's mapping count and the OS's limit (xm_map_count; not_implemented on Windows). */
 struct map_count_info {
   std::size_t used = 0, limit = 0;
@@ -213,6 +217,18 @@ public:
   result<void> flush_all() const noexcept { return result<void>(xm_mapping_flush_all(get())); }
   result<void> advise(std::size_t offset, std::size_t len, xm_advice advice) const noexcept {
     return result<void>(xm_mapping_advise(get(), offset, len, advice));
+  }
+  /** The advice shortcuts: MADV_HUGEPAGE, MADV_DONTFORK, MADV_REMOVE, read-ahead, dropping pages. */
+  result<void> use_hugepages() const noexcept { return result<void>(xm_mapping_use_hugepages(get())); }
+  result<void> use_dontfork() const noexcept { return result<void>(xm_mapping_use_dontfork(get())); }
+  result<void> remove_range(std::size_t offset, std::size_t len) const noexcept {
+    return result<void>(xm_mapping_remove_range(get(), offset, len));
+  }
+  result<void> async_prefetch(std::size_t offset, std::size_t len) const noexcept {
+    return result<void>(xm_mapping_async_prefetch(get(), offset, len));
+  }
+  result<void> drop_page_cache(std::size_t offset, std::size_t len) const noexcept {
+    return result<void>(xm_mapping_drop_page_cache(get(), offset, len));
   }
   result<void> lock_on_fault(std::size_t offset, std::size_t len) const noexcept {
     return result<void>(xm_mapping_lock_on_fault(get(), offset, len));

@@ -115,6 +115,11 @@ static void mapping_owner() {
   CHECK(flushed || flushed.error() == xmmap::errc::not_implemented);
   auto advised = m.advise(0, m.size(), XM_ADVICE_WILLNEED);
   CHECK(advised || advised.error() == xmmap::errc::not_implemented);
+  auto prefetched = m.async_prefetch(0, m.size());
+  CHECK(prefetched || prefetched.error() == xmmap::errc::not_implemented);
+  auto dropped = m.drop_page_cache(0, xmmap::page_size()); /* anonymous memory: zeros afterwards */
+  CHECK(dropped || dropped.error() == xmmap::errc::not_implemented);
+  CHECK(xmmap::cacheline_size() > 0 && xmmap::arena_strategy() != nullptr && xmmap::icache_method() != nullptr);
   xmmap::region_ref r = m.region();
   CHECK(r.data() == addr && r.size() == m.size());
 

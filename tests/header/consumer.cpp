@@ -57,6 +57,8 @@ int xmmap_hpp_consumer(xmmap::mapping &m, xmmap::arena &a, xmmap::shm &s, xmmap:
   bad += m.sync_range(0, 16, XM_SYNC_SYNC) && m.flush(0, 16) && m.flush_all() ? 0 : 1;
   bad += m.advise(0, 16, XM_ADVICE_NORMAL) && m.lock_on_fault(0, 16) && m.unlock(0, 16) ? 0 : 1;
   bad += m.data() == m.view().data() && m.size() == m.view().size() ? 0 : 1;
+  bad += m.use_hugepages() && m.use_dontfork() && m.remove_range(0, 16) ? 0 : 1;
+  bad += m.async_prefetch(0, 16) && m.drop_page_cache(0, 16) ? 0 : 1;
 
   /* regions */
   xmmap::region_ref r = m.region();
@@ -117,5 +119,7 @@ int xmmap_hpp_consumer(xmmap::mapping &m, xmmap::arena &a, xmmap::shm &s, xmmap:
   m.reset(m.release());
   bad += m && m.get() ? 0 : 1;
   bad += xmmap::page_size() && xmmap::allocation_granularity() && xmmap::version() ? 0 : 1;
+  bad += xmmap::cacheline_size() && xmmap::arena_strategy() && xmmap::icache_method() ? 0 : 1;
+  bad += xmmap::last_os_error();
   return bad + faults;
 }
