@@ -1,4 +1,4 @@
-# Install rules and package files: the public headers, the static and the shared library (a .dll
+# Install rules and package files: the public headers (C and the optional C++ one), the static and the shared library (a .dll
 # plus its import library on Windows), the `xmmap` tool, xmmapConfig.cmake + version file (imported
 # targets xmmap::xmmap, static, and xmmap::xmmap_shared) and xmmap.pc (the static library).
 # Also registers the consumer test (tests/consumer/run.cmake): install into a temporary prefix,
@@ -24,8 +24,9 @@ set(XMMAP_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/xmmap" CACHE STRING
 set(XMMAP_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig" CACHE STRING
   "Where xmmap.pc goes, relative to the prefix")
 
+# xmmap.h and its parts, and the optional C++17 header xmmap.hpp with its parts.
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/xmmap" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
-  COMPONENT development FILES_MATCHING PATTERN "*.h")
+  COMPONENT development FILES_MATCHING PATTERN "*.h" PATTERN "*.hpp")
 
 # Export names: xmmap -> xmmap::xmmap, xmmap_shared -> xmmap::xmmap_shared. The shared target
 # carries XMMAP_DLL as an INTERFACE definition (src/CMakeLists.txt), so dllimport just works.

@@ -1,12 +1,12 @@
-# The format check (a CTest test of the host build): every tracked C source and header must be
+# The format check (a CTest test of the host build): every C and C++ source and header must be
 # exactly what clang-format makes of it with the repository's .clang-format. Fix with
 # `scripts/format.sh`. Run as: cmake -DCLANG_FORMAT=<exe> -DSOURCE_DIR=<repo> -P format-check.cmake
 if(NOT CLANG_FORMAT)
   message(FATAL_ERROR "format check: clang-format not found (scripts/deps.sh installs it)")
 endif()
 file(GLOB_RECURSE files LIST_DIRECTORIES false RELATIVE "${SOURCE_DIR}"
-  "${SOURCE_DIR}/include/*.h" "${SOURCE_DIR}/src/*.[ch]" "${SOURCE_DIR}/tests/*.[ch]"
-  "${SOURCE_DIR}/tools/*.[ch]" "${SOURCE_DIR}/examples/*.[ch]")
+  "${SOURCE_DIR}/include/*.h" "${SOURCE_DIR}/include/*.hpp" "${SOURCE_DIR}/src/*.[ch]" "${SOURCE_DIR}/tests/*.[ch]"
+  "${SOURCE_DIR}/tests/*.cpp" "${SOURCE_DIR}/tools/*.[ch]" "${SOURCE_DIR}/tools/*.cpp" "${SOURCE_DIR}/examples/*.[ch]")
 list(FILTER files EXCLUDE REGEX "^tests/consumer/build")
 list(LENGTH files total)
 # One clang-format run for all files; it names each file that differs.

@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench_cxx.h"
+
+_Static_assert(N_OFFSETS == BENCH_CXX_OFFSETS, "the C++ u64 loop cycles through the same offsets");
 
 int bench_fail(struct bench *b, int rc, const char *fmt, ...) {
   va_list ap;
@@ -317,6 +320,34 @@ LOOP_HELPER int msync_loop(struct bench *b, uint64_t iters, double *seconds, boo
 static int xm_msync(struct bench *b, uint64_t iters, double *seconds) { return msync_loop(b, iters, seconds, false); }
 static int raw_msync(struct bench *b, uint64_t iters, double *seconds) { return msync_loop(b, iters, seconds, true); }
 
+/* ---- 12. the accessors through xmmap.hpp (bench_cxx.cpp); baseline: the C loops above -------- */
+static int cxx_u64(struct bench *b, uint64_t iters, double *seconds) {
+  if (bench_cxx_missing) return bench_fail(b, XM_E_NOT_IMPLEMENTED, "%s", bench_cxx_missing);
+  uint64_t acc = 0;
+  double t0 = tool_now();
+  int rc = bench_cxx_u64(b->m, b->offsets, iters, &acc);
+  *seconds = tool_now() - t0;
+  b->sink += acc;
+  return rc ? bench_xm_failed(b, "xmmap::mapping::read_obj/write_obj", rc) : 0;
+}
+
+LOOP_HELPER int cxx_slice(struct bench *b, uint64_t iters, double *seconds, bool write) {
+  if (bench_cxx_missing) return bench_fail(b, XM_E_NOT_IMPLEMENTED, "%s", bench_cxx_missing);
+  size_t total = 0;
+  double t0 = tool_now();
+  int rc = write ? bench_cxx_write_slice(b->m, b->buf, b->param, SLICE_SPAN, iters, &total)
+                 : bench_cxx_read_slice(b->m, b->buf, b->param, SLICE_SPAN, iters, &total);
+  *seconds = tool_now() - t0;
+  b->sink += total;
+  return rc ? bench_xm_failed(b, write ? "xmmap::mapping::write_slice" : "xmmap::mapping::read_slice", rc) : 0;
+}
+static int cxx_read_slice(struct bench *b, uint64_t iters, double *seconds) {
+  return cxx_slice(b, iters, seconds, false);
+}
+static int cxx_write_slice(struct bench *b, uint64_t iters, double *seconds) {
+  return cxx_slice(b, iters, seconds, true);
+}
+
 /* ---- the workloads --------------------------------------------------------------------------- */
 const struct workload bench_workloads[] = {
     {"checked u64 r+w, aligned", NS_PER_OP, GOAL_RATIO_MAX, 1.20, 200000000, 50000000, 0, setup_u64, xm_u64, raw_u64},
@@ -381,6 +412,14 @@ const struct workload bench_workloads[] = {
      bench_xm_dirty, bench_raw_dirty},
     {"write tracking 1 GiB, 1%: protect", US_PER_OP, GOAL_RATIO_MAX, 1.20, 200, 50, DIRTY_PROTECT, bench_setup_dirty,
      bench_xm_dirty, bench_raw_dirty},
+    /* The C++ owner's accessors must cost what the C calls do (they are the same inline code). */
+    {"C++ checked u64 r+w, aligned", NS_PER_OP, GOAL_RATIO_MAX, 1.02, 200000000, 50000000, 0, setup_u64, cxx_u64,
+     xm_u64},
+    {"C++ checked u64 r+w, odd", NS_PER_OP, GOAL_RATIO_MAX, 1.02, 200000000, 50000000, 1, setup_u64, cxx_u64, xm_u64},
+    {"C++ read_slice 4 KiB", GB_PER_S, GOAL_RATIO_MIN, 0.98, 4000000, 1000000, 4 * KIB, setup_slice, cxx_read_slice,
+     xm_read_slice},
+    {"C++ write_slice 4 KiB", GB_PER_S, GOAL_RATIO_MIN, 0.98, 4000000, 1000000, 4 * KIB, setup_slice, cxx_write_slice,
+     xm_write_slice},
     /* The arena's cost must not grow with its size (Windows split reservations: see bench_arena_size.c;
        elsewhere the placeholder or mmap path). */
     {"arena add+remove, one unit: 512 GiB arena (baseline: 1 GiB)", US_PER_OP, GOAL_RATIO_MAX, 1.50, 20000, 5000, 0,

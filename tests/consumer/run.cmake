@@ -62,7 +62,8 @@ endif()
 step("cmake --install ${XMMAP_BUILD_DIR} --prefix ${prefix}" out
   "${CMAKE_COMMAND}" --install "${XMMAP_BUILD_DIR}" --prefix "${prefix}" ${config_args})
 
-set(expected include/xmmap/xmmap.h include/xmmap/version.h "${LIBDIR}/${STATIC_LIB_NAME}"
+set(expected include/xmmap/xmmap.h include/xmmap/version.h include/xmmap/xmmap.hpp include/xmmap/xmmap_core.hpp
+  "${LIBDIR}/${STATIC_LIB_NAME}"
   "${CMAKEDIR}/xmmapConfig.cmake" "${CMAKEDIR}/xmmapConfigVersion.cmake" "${CMAKEDIR}/xmmapTargets.cmake"
   "${PKGCONFIGDIR}/xmmap.pc")
 if(windows)

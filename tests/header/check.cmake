@@ -1,8 +1,11 @@
-# The public header as its contract promises: no compiler extension, clean as C and as C++.
+# The public headers as their contract promises: no compiler extension, clean as C and as C++.
 # Compiles consumer.c (which uses every inline function and macro of xmmap.h) with each given
 # compiler: as C11 with the C compilers, as C++11, C++17 and C++20 with the C++ compilers, under
 #   -Wall -Wextra -Wpedantic -Wcast-qual -Wsign-conversion -Werror
 #   C++ also: -Wold-style-cast -Wzero-as-null-pointer-constant; g++ also: -Wuseless-cast
+# and consumer.cpp (every template and inline function of xmmap.hpp) as C++17 and C++20 with the
+# C++ compilers, with -Wconversion -Wshadow -Wundef -fno-exceptions -fno-rtti on top (emulators
+# build without exceptions and RTTI).
 # A compiler that was not found at configure time is a failure, not a skip.
 #
 # usage: cmake -DINCLUDE_DIR=<include> -DWORK_DIR=<dir> -DC_COMPILERS=<a|b> -DCXX_COMPILERS=<a|b>
@@ -16,7 +19,6 @@ foreach(var INCLUDE_DIR WORK_DIR C_COMPILERS CXX_COMPILERS)
 endforeach()
 string(REPLACE "|" ";" C_COMPILERS "${C_COMPILERS}")
 string(REPLACE "|" ";" CXX_COMPILERS "${CXX_COMPILERS}")
-set(source "${CMAKE_CURRENT_LIST_DIR}/consumer.c")
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
 
@@ -24,11 +26,17 @@ set(common -O2 -Wall -Wextra -Wpedantic -Wcast-qual -Wsign-conversion -Werror "-
 set(failures "")
 set(passed 0)
 
-# Compiles the consumer with one compiler and language standard; a failure is collected.
+# Compiles a consumer with one compiler and language standard; a failure is collected.
+# language: c, c++ (consumer.c as C++) or hpp (consumer.cpp).
 function(compile compiler language std)
   get_filename_component(name "${compiler}" NAME)
   set(flags ${common} "-std=${std}")
-  if(language STREQUAL "c++")
+  set(source "${CMAKE_CURRENT_LIST_DIR}/consumer.c")
+  if(language STREQUAL "hpp")
+    set(source "${CMAKE_CURRENT_LIST_DIR}/consumer.cpp")
+    list(APPEND flags -Wconversion -Wshadow -Wundef -fno-exceptions -fno-rtti)
+  endif()
+  if(language STREQUAL "c++" OR language STREQUAL "hpp")
     list(APPEND flags -x c++ -Wold-style-cast -Wzero-as-null-pointer-constant)
     execute_process(COMMAND "${compiler}" --version OUTPUT_VARIABLE version ERROR_QUIET)
     if(NOT version MATCHES "clang")
@@ -37,12 +45,12 @@ function(compile compiler language std)
   else()
     list(APPEND flags -x c)
   endif()
-  set(object "${WORK_DIR}/${name}-${std}.o")
+  set(object "${WORK_DIR}/${name}-${language}-${std}.o")
   execute_process(COMMAND "${compiler}" ${flags} -c "${source}" -o "${object}"
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
   list(JOIN flags " " shown)
   if(rc EQUAL 0 AND EXISTS "${object}")
-    message(STATUS "ok: ${name} -std=${std}")
+    message(STATUS "ok: ${name} -std=${std} (${source})")
     math(EXPR n "${passed} + 1")
     set(passed ${n} PARENT_SCOPE)
   else()
@@ -67,8 +75,9 @@ endfunction()
 
 compile_with("${C_COMPILERS}" c c11)
 compile_with("${CXX_COMPILERS}" c++ c++11 c++17 c++20)
+compile_with("${CXX_COMPILERS}" hpp c++17 c++20)
 
 if(failures)
   message(FATAL_ERROR "header check: ${passed} compilations passed; these failed:${failures}")
 endif()
-message(STATUS "header check: xmmap.h is clean in all ${passed} compilations")
+message(STATUS "header check: xmmap.h and xmmap.hpp are clean in all ${passed} compilations")
