@@ -163,8 +163,8 @@ static void intruder_in_reserved_space_is_left_alone(void **state) {
 struct reader {
   volatile unsigned char *p;
   volatile LONG stop;
-  volatile long reads;
-  long wrong;
+  volatile long long reads; /* 64-bit: a busy reader passes 2^31 reads during a slow run */
+  long long wrong;
   int first_wrong; /* the first wrong byte read, -1 for none */
 };
 
@@ -204,13 +204,13 @@ static void remainder_reads_survive_remaps(void **state) {
   r.stop = 1;
   assert_int_equal(WaitForSingleObject(t, INFINITE), WAIT_OBJECT_0);
   CloseHandle(t);
-  print_message("reader: %ld reads during %d remaps, %ld wrong (first: %d)\n", r.reads, 2 * REMAP_ROUNDS, r.wrong,
+  print_message("reader: %lld reads during %d remaps, %lld wrong (first: %d)\n", r.reads, 2 * REMAP_ROUNDS, r.wrong,
                 r.first_wrong);
   assert_true(r.reads > 0);
   /* Wine makes a view as zero-filled anonymous memory first and maps the section over it after,
      so a reader may see zeros for a moment (no fault to retry); Windows maps a view at once. */
   if (GetProcAddress(GetModuleHandleW(L"ntdll.dll"), "wine_get_version"))
-    print_message("Wine: %ld reads saw a view being made (zeros); not checked here\n", r.wrong);
+    print_message("Wine: %lld reads saw a view being made (zeros); not checked here\n", r.wrong);
   else
     assert_int_equal(r.wrong, 0);
   xm_arena_free(a);
