@@ -52,7 +52,10 @@ targets=("$@")
 
 if [ "${XMMAP_NO_DEPS:-0}" != 1 ]; then
   deps_targets=()
-  for t in "${targets[@]}"; do deps_targets+=("$(deps_target "$t")"); done
+  for t in "${targets[@]}"; do
+    d=$(deps_target "$t")
+    [[ " ${deps_targets[*]} " == *" $d "* ]] || deps_targets+=("$d")
+  done
   if ! scripts/deps.sh "${deps_targets[@]}"; then
     echo "test: scripts/deps.sh failed"
     echo "0 passed, 1 failed"
