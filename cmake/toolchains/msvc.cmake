@@ -15,27 +15,14 @@ set(CMAKE_SYSTEM_NAME Windows)
 set(CMAKE_SYSTEM_PROCESSOR x86_64)
 set(XMMAP_MSVC_TARGET x86_64-pc-windows-msvc)
 
-# ---- LLVM: clang-cl and its companions from one LLVM install, the newest found ------------------
-file(GLOB _xm_llvm_dirs LIST_DIRECTORIES true /usr/lib/llvm-*/bin)
-list(SORT _xm_llvm_dirs COMPARE NATURAL ORDER DESCENDING)
-find_program(XMMAP_CLANG_CL NAMES clang-cl HINTS ${_xm_llvm_dirs} NO_CMAKE_FIND_ROOT_PATH)
-if(NOT XMMAP_CLANG_CL)
-  message(FATAL_ERROR "msvc toolchain: clang-cl not found (scripts/deps.sh msvc installs it)")
-endif()
-get_filename_component(_xm_llvm_bin "${XMMAP_CLANG_CL}" DIRECTORY)
-foreach(tool lld-link llvm-lib llvm-rc llvm-mt llvm-nm)
-  string(TOUPPER "${tool}" var)
-  string(REPLACE "-" "_" var "XMMAP_${var}")
-  find_program(${var} NAMES ${tool} HINTS "${_xm_llvm_bin}" NO_CMAKE_FIND_ROOT_PATH)
+set(XMMAP_MSVC_LEG msvc)
+include("${CMAKE_CURRENT_LIST_DIR}/clang-cl-wine.cmake")
+foreach(var XMMAP_LLD_LINK XMMAP_LLVM_RC XMMAP_LLVM_MT XMMAP_LLVM_NM)
   if(NOT ${var})
-    message(FATAL_ERROR "msvc toolchain: ${tool} not found beside ${XMMAP_CLANG_CL}")
+    message(FATAL_ERROR "msvc toolchain: ${var} not found beside ${XMMAP_CLANG_CL}")
   endif()
 endforeach()
-set(CMAKE_C_COMPILER "${XMMAP_CLANG_CL}")
-set(CMAKE_CXX_COMPILER "${XMMAP_CLANG_CL}")
 set(CMAKE_LINKER "${XMMAP_LLD_LINK}")
-set(CMAKE_AR "${XMMAP_LLVM_LIB}")
-set(CMAKE_RC_COMPILER "${XMMAP_LLVM_RC}")
 set(CMAKE_MT "${XMMAP_LLVM_MT}")
 # The consumer test reads the DLL's export and import tables in GNU objdump's words (binutils on an
 # x86-64 Debian host reads PE files).
@@ -43,25 +30,17 @@ find_program(XMMAP_PE_OBJDUMP NAMES objdump x86_64-w64-mingw32-objdump NO_CMAKE_
 set(CMAKE_OBJDUMP "${XMMAP_PE_OBJDUMP}")
 set(CMAKE_NM "${XMMAP_LLVM_NM}")
 
-# ---- Wine: headers and PE import libraries ------------------------------------------------------
-find_path(XMMAP_WINE_INCLUDE_DIR NAMES windows/windows.h msvcrt/stdio.h
-  PATHS /usr/include/wine/wine /usr/include/wine /usr/local/include/wine/wine /usr/local/include/wine
-        /opt/wine-stable/include/wine /opt/wine-devel/include/wine
-  NO_DEFAULT_PATH NO_CMAKE_FIND_ROOT_PATH)
+# ---- Wine: PE import libraries ------------------------------------------------------------------
 file(GLOB _xm_wine_lib_dirs LIST_DIRECTORIES true
   /usr/lib/*/wine/x86_64-windows /usr/lib/wine/x86_64-windows /usr/lib64/wine/x86_64-windows
   /usr/local/lib/wine/x86_64-windows /opt/wine-*/lib*/wine/x86_64-windows)
 find_path(XMMAP_WINE_LIB_DIR NAMES libkernel32.a PATHS ${_xm_wine_lib_dirs}
   NO_DEFAULT_PATH NO_CMAKE_FIND_ROOT_PATH)
-if(NOT XMMAP_WINE_INCLUDE_DIR OR NOT XMMAP_WINE_LIB_DIR)
-  message(FATAL_ERROR "msvc toolchain: Wine's headers or x86_64-windows import libraries not found "
-    "(include: '${XMMAP_WINE_INCLUDE_DIR}', libraries: '${XMMAP_WINE_LIB_DIR}'); "
+if(NOT XMMAP_WINE_LIB_DIR)
+  message(FATAL_ERROR "msvc toolchain: Wine's x86_64-windows import libraries not found; "
     "scripts/deps.sh msvc installs libwine-dev")
 endif()
 
-set(_xm_cl_flags "--target=${XMMAP_MSVC_TARGET} /Zl /GS-"
-  " -imsvc \"${XMMAP_WINE_INCLUDE_DIR}/msvcrt\" -imsvc \"${XMMAP_WINE_INCLUDE_DIR}/windows\"")
-string(JOIN "" _xm_cl_flags ${_xm_cl_flags})
 set(CMAKE_C_FLAGS_INIT "${_xm_cl_flags}")
 set(CMAKE_CXX_FLAGS_INIT "${_xm_cl_flags}")
 
