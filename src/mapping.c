@@ -128,7 +128,7 @@ int xm_mapping_write_obj_volatile(const xm_mapping *m, const void *obj, size_t s
   default: {
     uint64_t v;
     memcpy(&v, obj, 8);
-    XM__PLAIN_RELAXED_STORE(uint64_t, p, v);
+    xm__plain_store_u64(p, v);
     break;
   }
   }
@@ -156,7 +156,7 @@ int xm_mapping_read_obj_volatile(const xm_mapping *m, void *obj, size_t size, si
     break;
   }
   default: {
-    uint64_t v = XM__PLAIN_RELAXED_LOAD(uint64_t, p);
+    uint64_t v = xm__plain_load_u64(p);
     memcpy(obj, &v, 8);
     break;
   }
