@@ -49,7 +49,7 @@ static int arena_create(size_t size, size_t reserved, const struct xm__os_place 
   /* an empty arena is valid and takes no address space, like an empty mapping */
   if (reserved) rc = xm__os_arena_reserve(reserved, where, &a->os);
   if (!rc) {
-    rc = xm__pieces_init(&a->pieces, reserved, (uint32_t)(uintptr_t)a ^ (uint32_t)reserved);
+    rc = xm__pieces_init(&a->pieces, reserved);
     if (rc && reserved) xm__os_arena_release(&a->os, &(struct xm__arena_piece){.size = reserved}, 1);
   }
   if (rc) {

@@ -5,20 +5,26 @@
 
 #include "internal.h"
 
-/* The sorted pieces (arena_pieces.c): a balanced tree for lookup, a list for iteration, and
-   reserves of nodes and backing records so that a change inside a fault hook allocates nothing. */
+/* The sorted pieces (arena_pieces.c): a B+ tree for lookup, a list for iteration, and reserves
+   of pieces, tree nodes and backing records so that a change inside a fault hook allocates
+   nothing. */
 struct xm__arena_node;
+struct xm__arena_tree;
 struct xm__arena_pieces {
-  struct xm__arena_node *root, *first;
+  struct xm__arena_tree *root; /* NULL when there are no pieces */
+  size_t height;               /* levels of the tree */
+  struct xm__arena_node *first;
+  struct xm__arena_node *last_changed; /* the first piece of the last change, or NULL */
   size_t count;
-  struct xm__arena_node *spare; /* reserve of nodes, threaded through next */
+  struct xm__arena_node *spare; /* reserve of pieces, threaded through next */
   size_t n_spare;
+  struct xm__arena_tree *spare_trees; /* reserve of tree nodes */
+  size_t n_spare_trees;
   struct xm__arena_backing *spare_backings; /* reserve of backing records, threaded through refs */
   size_t n_spare_backings;
-  uint32_t seed; /* the treap's priorities */
 };
 /* An empty list, or one RESERVED piece of reserved bytes; refilled reserves. */
-int xm__pieces_init(struct xm__arena_pieces *s, size_t reserved, uint32_t seed);
+int xm__pieces_init(struct xm__arena_pieces *s, size_t reserved);
 /* Frees every node and reserve (the backings of the pieces are the caller's). */
 void xm__pieces_destroy(struct xm__arena_pieces *s);
 /* Tops the reserves up (inside a hook only to what one change needs). */
@@ -31,6 +37,8 @@ const struct xm__arena_piece *xm__pieces_find(const struct xm__arena_pieces *s, 
 const struct xm__arena_piece *xm__pieces_first(const struct xm__arena_pieces *s);
 const struct xm__arena_piece *xm__pieces_next(const struct xm__arena_piece *p);
 const struct xm__arena_piece *xm__pieces_prev(const struct xm__arena_piece *p);
+/* Whether the tree and the list agree and the tree keeps its shape (for tests). */
+bool xm__pieces_valid(const struct xm__arena_pieces *s);
 /* Replaces the n_old consecutive pieces from first_old with now[0..n_now) (n_now <=
    XM__ARENA_MAX_PIECES, covering the same range; refilled reserves), merging reserved space with
    reserved neighbours. Never fails. */

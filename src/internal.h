@@ -89,10 +89,10 @@ void xm__mapping_set_prot(xm_mapping *m, xm_prot prot);
 struct xm_shm {
   xm_descriptor descriptor;
   uint64_t size;
-  unsigned flags;        /* XM_SHM_* and XM__SHM_READ_ONLY: the exec and read-only policies read them */
-  size_t huge_page_size; /* with XM_SHM_HUGE: the object's page size (offsets and sizes of its
+  unsigned flags;             /* XM_SHM_* and XM__SHM_READ_ONLY: the exec and read-only policies read them */
+  size_t huge_page_size;      /* with XM_SHM_HUGE: the object's page size (offsets and sizes of its
                             mappings must be multiples of it); else 0 */
-  int known_slot;        /* its entry in the table of live objects (shm_known.c), or -1 */
+  struct xm__shm_slot *known; /* its entry in the table of live objects (shm_known.c), or NULL */
 };
 /* A clone from xm_shm_clone_readonly: only read-only and copy-on-write mappings. */
 #define XM__SHM_READ_ONLY 0x80000000u
@@ -103,7 +103,12 @@ struct xm__shm_facts {
   unsigned flags;        /* xm_shm.flags */
   size_t huge_page_size; /* xm_shm.huge_page_size */
 };
-void xm__shm_know(xm_shm *shm);
+/* Every object the library makes is known from before it is handed out until it is freed:
+   reserve a slot (XM_E_NO_MEMORY when the table cannot grow), then publish the object's facts;
+   xm__shm_know does both. Forgetting a reserved or published object frees its slot. */
+int xm__shm_reserve_slot(xm_shm *shm);
+void xm__shm_publish(xm_shm *shm);
+int xm__shm_know(xm_shm *shm);
 void xm__shm_forget(xm_shm *shm);
 bool xm__shm_lookup(xm_descriptor d, struct xm__shm_facts *facts);
 /* XM_OK, or XM_E_ACCESS when the object's exec or read-only policy refuses prot for a shared

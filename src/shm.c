@@ -11,7 +11,23 @@ static int wrap(xm_descriptor d, uint64_t size, unsigned flags, size_t huge_page
   shm->size = size;
   shm->flags = flags;
   shm->huge_page_size = huge_page_size;
-  shm->known_slot = -1;
+  shm->known = NULL;
+  *out = shm;
+  return XM_OK;
+}
+
+/* wrap, and the object in the table of known objects; on failure d is closed. */
+static int wrap_known(xm_descriptor d, uint64_t size, unsigned flags, size_t huge_page_size, xm_shm **out) {
+  xm_shm *shm = NULL;
+  int rc = wrap(d, size, flags, huge_page_size, &shm);
+  if (rc) {
+    xm__os_close(d);
+    return rc;
+  }
+  if ((rc = xm__shm_know(shm)) != XM_OK) {
+    xm_shm_free(shm);
+    return rc;
+  }
   *out = shm;
   return XM_OK;
 }
@@ -33,9 +49,7 @@ int xm_shm_new_ex(const char *debug_name, uint64_t size, unsigned flags, size_t 
   xm_descriptor d;
   size_t page_size = huge_page_size;
   int rc = xm__os_shm_create(debug_name ? debug_name : "xmmap", size, flags, &page_size, &d);
-  if (!rc && (rc = wrap(d, size, flags, page_size, out)) != XM_OK) xm__os_close(d);
-  if (!rc) xm__shm_know(*out);
-  return rc;
+  return rc ? rc : wrap_known(d, size, flags, page_size, out);
 }
 
 int xm_shm_new(const char *debug_name, uint64_t size, xm_shm **out) {
@@ -46,9 +60,7 @@ int xm_shm_clone(const xm_shm *shm, xm_shm **out) {
   if (!shm || !out) return xm__fail(XM_E_INVALID_ARGUMENT, "shm and out must not be NULL");
   xm_descriptor d;
   int rc = xm__os_dup(shm->descriptor, &d);
-  if (!rc && (rc = wrap(d, shm->size, shm->flags, shm->huge_page_size, out)) != XM_OK) xm__os_close(d);
-  if (!rc) xm__shm_know(*out);
-  return rc;
+  return rc ? rc : wrap_known(d, shm->size, shm->flags, shm->huge_page_size, out);
 }
 
 /* The object first: the OS step seals the object (Linux), which cannot be undone afterwards. */
@@ -56,15 +68,17 @@ int xm_shm_clone_readonly(const xm_shm *shm, xm_shm **out) {
   if (!shm || !out) return xm__fail(XM_E_INVALID_ARGUMENT, "shm and out must not be NULL");
   xm_shm *ro = malloc(sizeof *ro);
   if (!ro) return xm__fail(XM_E_NO_MEMORY, "out of memory for the shared-memory object");
-  int rc = xm__os_shm_clone_readonly(shm->descriptor, &ro->descriptor);
+  int rc = xm__shm_reserve_slot(ro);
+  if (!rc) rc = xm__os_shm_clone_readonly(shm->descriptor, &ro->descriptor);
   if (rc) {
+    xm__shm_forget(ro);
     free(ro);
     return rc;
   }
   ro->size = shm->size;
   ro->flags = shm->flags | XM__SHM_READ_ONLY;
   ro->huge_page_size = shm->huge_page_size;
-  xm__shm_know(ro);
+  xm__shm_publish(ro);
   *out = ro;
   return XM_OK;
 }

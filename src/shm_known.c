@@ -9,64 +9,107 @@
    only when the slot's state is the same LIVE generation before and after it read them. An
    object is forgotten before its descriptor is closed, so a number the OS reuses for another file
    is never found here (unless the caller closes the object's descriptor behind its back, which
-   xm_shm_descriptor's contract forbids). An object that finds no free slot is checked as any
-   other descriptor. */
+   xm_shm_descriptor's contract forbids).
+
+   Every object is in the table, however many there are, so that its policies always hold: slots
+   come in chunks of CHUNK_SLOTS, the first static, the others added by the objects that found the
+   chunks before full (where allocation is allowed) and kept for the process's life (a few KiB per
+   64 live objects at their peak). Lookups scan the slots ever used: a few nanoseconds for the
+   handful of objects an emulator keeps. */
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
-#define SLOTS 64
+#define CHUNK_SLOTS 64
 #define LIVE 1u
 #define WRITING 2u
 #define NEXT_GENERATION 4u
 
-static struct slot {
+struct xm__shm_slot {
   atomic_uint state; /* generation (multiples of 4) | LIVE or WRITING */
   _Atomic(xm_descriptor) descriptor;
   atomic_uint flags;
   atomic_size_t huge_page_size;
-} slots[SLOTS];
-static atomic_int slots_used; /* one past the highest slot ever taken: readers look no further */
+};
 
-void xm__shm_know(xm_shm *shm) {
-  shm->known_slot = -1;
-  for (int k = 0; k < SLOTS; k++) {
-    struct slot *s = &slots[k];
+struct chunk {
+  struct xm__shm_slot slots[CHUNK_SLOTS];
+  atomic_int used;              /* one past the highest slot ever taken: readers look no further */
+  _Atomic(struct chunk *) next; /* set once, never freed */
+};
+static struct chunk first_chunk;
+
+/* A free slot of c marked WRITING, or NULL. */
+static struct xm__shm_slot *take_slot(struct chunk *c) {
+  for (int k = 0; k < CHUNK_SLOTS; k++) {
+    struct xm__shm_slot *s = &c->slots[k];
     unsigned state = atomic_load_explicit(&s->state, memory_order_relaxed);
     if ((state & (LIVE | WRITING)) ||
         !atomic_compare_exchange_strong_explicit(&s->state, &state, state | WRITING, memory_order_acquire,
                                                  memory_order_relaxed))
       continue;
-    atomic_store_explicit(&s->descriptor, shm->descriptor, memory_order_relaxed);
-    atomic_store_explicit(&s->flags, shm->flags, memory_order_relaxed);
-    atomic_store_explicit(&s->huge_page_size, shm->huge_page_size, memory_order_relaxed);
-    atomic_store_explicit(&s->state, state | LIVE, memory_order_release);
-    int used = atomic_load_explicit(&slots_used, memory_order_relaxed);
-    while (used < k + 1 && !atomic_compare_exchange_weak_explicit(&slots_used, &used, k + 1, memory_order_release,
-                                                                  memory_order_relaxed)) {}
-    shm->known_slot = k;
-    return;
+    int used = atomic_load_explicit(&c->used, memory_order_relaxed);
+    while (used < k + 1 &&
+           !atomic_compare_exchange_weak_explicit(&c->used, &used, k + 1, memory_order_release, memory_order_relaxed)) {
+    }
+    return s;
+  }
+  return NULL;
+}
+
+int xm__shm_reserve_slot(xm_shm *shm) {
+  shm->known = NULL;
+  for (struct chunk *c = &first_chunk;;) {
+    if ((shm->known = take_slot(c)) != NULL) return XM_OK;
+    struct chunk *next = atomic_load_explicit(&c->next, memory_order_acquire);
+    if (!next) {
+      struct chunk *fresh = calloc(1, sizeof *fresh);
+      if (!fresh) return xm__fail(XM_E_NO_MEMORY, "out of memory for the table of shared-memory objects");
+      if (atomic_compare_exchange_strong_explicit(&c->next, &next, fresh, memory_order_acq_rel, memory_order_acquire))
+        next = fresh;
+      else
+        free(fresh); /* another thread added one first: next is that one */
+    }
+    c = next;
   }
 }
 
+void xm__shm_publish(xm_shm *shm) {
+  struct xm__shm_slot *s = shm->known;
+  const unsigned state = atomic_load_explicit(&s->state, memory_order_relaxed);
+  atomic_store_explicit(&s->descriptor, shm->descriptor, memory_order_relaxed);
+  atomic_store_explicit(&s->flags, shm->flags, memory_order_relaxed);
+  atomic_store_explicit(&s->huge_page_size, shm->huge_page_size, memory_order_relaxed);
+  atomic_store_explicit(&s->state, (state & ~WRITING) | LIVE, memory_order_release);
+}
+
+int xm__shm_know(xm_shm *shm) {
+  int rc = xm__shm_reserve_slot(shm);
+  if (rc == XM_OK) xm__shm_publish(shm);
+  return rc;
+}
+
 void xm__shm_forget(xm_shm *shm) {
-  if (shm->known_slot < 0) return;
-  struct slot *s = &slots[shm->known_slot];
+  struct xm__shm_slot *s = shm->known;
+  if (!s) return;
   unsigned state = atomic_load_explicit(&s->state, memory_order_relaxed);
   atomic_store_explicit(&s->state, (state & ~(LIVE | WRITING)) + NEXT_GENERATION, memory_order_release);
-  shm->known_slot = -1;
+  shm->known = NULL;
 }
 
 bool xm__shm_lookup(xm_descriptor d, struct xm__shm_facts *facts) {
-  const int used = atomic_load_explicit(&slots_used, memory_order_acquire);
-  for (int k = 0; k < used; k++) {
-    struct slot *s = &slots[k];
-    const unsigned before = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (!(before & LIVE) || atomic_load_explicit(&s->descriptor, memory_order_relaxed) != d) continue;
-    facts->flags = atomic_load_explicit(&s->flags, memory_order_relaxed);
-    facts->huge_page_size = atomic_load_explicit(&s->huge_page_size, memory_order_relaxed);
-    atomic_thread_fence(memory_order_acquire);
-    if (atomic_load_explicit(&s->state, memory_order_relaxed) == before) return true;
+  for (const struct chunk *c = &first_chunk; c; c = atomic_load_explicit(&c->next, memory_order_acquire)) {
+    const int used = atomic_load_explicit(&c->used, memory_order_acquire);
+    for (int k = 0; k < used; k++) {
+      const struct xm__shm_slot *s = &c->slots[k];
+      const unsigned before = atomic_load_explicit(&s->state, memory_order_acquire);
+      if (!(before & LIVE) || atomic_load_explicit(&s->descriptor, memory_order_relaxed) != d) continue;
+      facts->flags = atomic_load_explicit(&s->flags, memory_order_relaxed);
+      facts->huge_page_size = atomic_load_explicit(&s->huge_page_size, memory_order_relaxed);
+      atomic_thread_fence(memory_order_acquire);
+      if (atomic_load_explicit(&s->state, memory_order_relaxed) == before) return true;
+    }
   }
   return false;
 }

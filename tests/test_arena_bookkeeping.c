@@ -1,7 +1,8 @@
 /* The arena's piece bookkeeping (src/arena_pieces.c) against a model under thousands of random
    adds and removes: after each, the list is sorted, contiguous, covers the arena, has no two
    adjacent reserved pieces, agrees with the tree's lookup at every unit, and every unit holds
-   what the model says (its tag where mapped, a fault where removed). */
+   what the model says (its tag where mapped, a fault where removed). And the tree alone, without
+   the OS, through tens of thousands of pieces: its shape and every lookup. */
 #include "xmtest.h"
 
 #include "arena.h"
@@ -36,6 +37,7 @@ static void check_list(const xm_arena *a, size_t unit, const uint8_t *kind) {
   }
   assert_int_equal(at, UNITS * unit);
   assert_int_equal(count, a->pieces.count);
+  assert_true(xm__pieces_valid(&a->pieces));
 }
 
 static void random_changes_match_the_model(void **state) {
@@ -90,10 +92,77 @@ static void random_changes_match_the_model(void **state) {
   xm_shm_free(shm);
 }
 
+/* The tree alone: pieces split into up to XM__ARENA_MAX_PIECES and runs of them joined into one,
+   at random places, growing to TREE_PIECES and shrinking back to one; the shape is checked after
+   every change (the nodes fill, split, lend, merge and the tree grows and shrinks), lookups at
+   random offsets against the list. */
+#define TREE_UNITS 60000u
+#define TREE_PIECES 20000u
+
+static const struct xm__arena_piece *piece_by_walk(const struct xm__arena_pieces *s, size_t offset) {
+  for (const struct xm__arena_piece *p = xm__pieces_first(s); p; p = xm__pieces_next(p))
+    if (offset - p->offset < p->size) return p;
+  return NULL;
+}
+
+static void tree_through_growth_and_shrinking(void **state) {
+  (void)state;
+  struct xm__arena_pieces s;
+  XT_OK(xm__pieces_init(&s, TREE_UNITS));
+  const size_t rounds = (size_t)xt_rounds(4 * TREE_PIECES);
+  size_t peak = 0, checks = 0;
+  for (size_t round = 0; round < rounds; round++) {
+    XT_OK(xm__pieces_refill(&s, false));
+    const bool grow = round < rounds / 2;
+    const size_t at = next_random() % TREE_UNITS;
+    const struct xm__arena_piece *p = xm__pieces_find(&s, at);
+    assert_non_null(p);
+    struct xm__arena_piece now[XM__ARENA_MAX_PIECES];
+    size_t n_old = 1, n_now = 0;
+    if (grow && p->size > 1) { /* split p into up to 3 mapped and reserved parts */
+      size_t parts = 2 + next_random() % 2, from = p->offset;
+      if (parts > p->size) parts = p->size;
+      for (size_t k = 0; k < parts; k++) {
+        size_t to = k + 1 == parts ? p->offset + p->size
+                                   : from + 1 + next_random() % (p->offset + p->size - from - (parts - k - 1));
+        now[n_now++] = (struct xm__arena_piece){
+            .offset = from, .size = to - from, .kind = next_random() % 2 ? XM__PIECE_ANON : XM__PIECE_RESERVED};
+        from = to;
+      }
+    } else if (!grow) { /* p and up to 3 of its successors become one piece */
+      size_t end = p->offset + p->size;
+      for (const struct xm__arena_piece *q = xm__pieces_next(p); q && n_old < 4; q = xm__pieces_next(q), n_old++)
+        end = q->offset + q->size;
+      now[n_now++] = (struct xm__arena_piece){.offset = p->offset,
+                                              .size = end - p->offset,
+                                              .kind = next_random() % 4 ? XM__PIECE_RESERVED : XM__PIECE_ANON};
+    } else {
+      continue;
+    }
+    xm__pieces_replace(&s, p, n_old, now, n_now);
+    if (s.count > peak) peak = s.count;
+    if (round % 97 == 0 || s.count < 64) {
+      assert_true(xm__pieces_valid(&s));
+      checks++;
+    }
+    for (int k = 0; round % 512 == 0 && k < 4; k++) {
+      const size_t off = next_random() % (TREE_UNITS + 8); /* a few past the end: NULL */
+      assert_ptr_equal(xm__pieces_find(&s, off), piece_by_walk(&s, off));
+    }
+  }
+  assert_true(xm__pieces_valid(&s));
+  print_message("tree: %lu rounds, peak %lu pieces, height %lu at the end with %lu pieces, %lu shape checks\n",
+                (unsigned long)rounds, (unsigned long)peak, (unsigned long)s.height, (unsigned long)s.count,
+                (unsigned long)checks);
+  assert_true(peak > 1000); /* it did grow past a few levels */
+  xm__pieces_destroy(&s);
+}
+
 int main(void) {
 #ifndef _WIN32
   if (xt_capture_library_handler() != XM_OK) return 1;
 #endif
-  const struct CMUnitTest tests[] = {cmocka_unit_test(random_changes_match_the_model)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(random_changes_match_the_model),
+                                     cmocka_unit_test(tree_through_growth_and_shrinking)};
   return XT_RUN_TESTS_AFTER_A_SNAPSHOT(tests);
 }

@@ -293,6 +293,108 @@ static void huge_page_backing_needs_whole_pages(void **state) {
 #endif
 }
 
+/* ---- one kernel mapping per piece -------------------------------------------------------- */
+#ifndef _WIN32
+/* Kernel mappings that overlap [base, base + size) in /proc/self/maps. */
+static size_t kernel_mappings_in(const unsigned char *base, size_t size) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  assert_non_null(f);
+  size_t n = 0;
+  unsigned long lo, hi;
+  char line[512];
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo < (uintptr_t)base + size && hi > (uintptr_t)base) n++;
+  fclose(f);
+  return n;
+}
+#endif
+
+/* Reserved ranges made by separate removals become one kernel mapping, and stay apart from the
+   mapped pieces: after each change the arena's range holds exactly one kernel mapping per piece
+   (the mapped pieces map separate parts of the object, so the kernel cannot merge them). A range
+   removed between two mapped pieces is reserved without a name; the removal next to it names the
+   two together (src/posix/arena_posix.c name_run), where the kernel names mappings. */
+static void one_kernel_mapping_per_piece(void **state) {
+  (void)state;
+#ifdef _WIN32
+  XT_SKIP("Windows has no list of kernel mappings to count");
+#else
+  size_t used = 0, limit = 0;
+  if (xm_map_count(&used, &limit) != XM_OK)
+    XT_SKIP("the kernel's mapping list is not known here: %s", xm_errmsg()); /* QEMU user mode */
+  xm_arena *a = xt_arena(8 * xm_allocation_granularity());
+  const size_t unit = xm_arena_granularity(a);
+  xm_shm *shm = xt_shm("arena-kernel-mappings", 16 * unit);
+  unsigned char *base = xt_arena_base(a);
+  for (size_t k = 1; k <= 6; k++)
+    XT_OK(xm_arena_add_fd(a, k * unit, unit, xm_shm_descriptor(shm), 2 * k * unit, XM_PROT_READ_WRITE));
+  assert_int_equal(kernel_mappings_in(base, 8 * unit), 8);
+  static const size_t removals[] = {3, 4, 1, 6, 2, 5};
+  static const size_t expected[] = {8, 7, 6, 5, 3, 1}; /* reserved runs merge with their neighbours */
+  for (size_t k = 0; k < 6; k++) {
+    XT_OK(xm_arena_remove(a, removals[k] * unit, unit));
+    assert_int_equal(kernel_mappings_in(base, 8 * unit), expected[k]);
+  }
+  xm_arena_free(a);
+  xm_shm_free(shm);
+#endif
+}
+
+/* ---- many objects -------------------------------------------------------------------------- */
+/* More live objects than the first chunk of the table of known objects holds (src/shm_known.c):
+   each is still known, so its policies hold before any OS call, and its pieces map its own bytes.
+   Freed in an interleaved order and made again, the slots are reused. */
+#define MANY_OBJECTS 150u
+static void many_library_objects(void **state) {
+  (void)state;
+  xm_arena *a = xt_arena(MANY_OBJECTS * xm_allocation_granularity());
+  const size_t unit = xm_arena_granularity(a);
+  unsigned char *base = xt_arena_base(a);
+  xm_shm *objects[MANY_OBJECTS] = {0};
+  for (size_t round = 0; round < 2; round++) {
+    for (size_t k = 0; k < MANY_OBJECTS; k++) {
+      if (objects[k]) continue;
+      XT_OK(xm_shm_new_ex("arena-many", unit, k % 3 == 0 ? XM_SHM_EXEC : 0, 0, &objects[k]));
+      xm_mapping *m = xt_map_shm(objects[k], unit, 0, XM_PROT_READ_WRITE);
+      memset(xm_mapping_ptr(m), (int)(k + 1), 16);
+      xm_mapping_free(m);
+    }
+    for (size_t k = 0; k < MANY_OBJECTS; k++) {
+      const xm_descriptor d = xm_shm_descriptor(objects[k]);
+      if (k % 3 != 0) { /* refused by the object's policy, not by the OS */
+        xm__test_fail_nth(0, 0);
+        XT_STATUS(XM_E_ACCESS, xm_arena_add_fd(a, k * unit, unit, d, 0, XM_PROT_READ | XM_PROT_EXEC));
+        xt_assert_errmsg_has("without XM_SHM_EXEC");
+        assert_int_equal(xm__test_os_calls(), 0);
+      }
+      XT_OK(xm_arena_add_fd(a, k * unit, unit, d, 0, k % 3 == 0 ? XM_PROT_READ | XM_PROT_EXEC : XM_PROT_READ));
+      assert_int_equal(base[k * unit + 15], (unsigned char)(k + 1));
+    }
+    /* read-only clones of objects far into the table refuse writable pieces before the OS */
+    xm_shm *ro = NULL;
+    const int rc = xm_shm_clone_readonly(objects[MANY_OBJECTS - 1], &ro);
+    if (rc == XM_E_NOT_IMPLEMENTED) { /* the probe's answer (Wine 8): test_shm_readonly says why */
+      print_message("no read-only clones here: %s\n", xm_errmsg());
+    } else {
+      XT_OK(rc);
+      xm__test_fail_nth(0, 0);
+      XT_STATUS(XM_E_ACCESS, xm_arena_add_fd(a, 0, unit, xm_shm_descriptor(ro), 0, XM_PROT_READ_WRITE));
+      xt_assert_errmsg_has("read-only clone");
+      assert_int_equal(xm__test_os_calls(), 0);
+      assert_int_equal(base[15], 1); /* the piece refused over it is still the old one */
+      xm_shm_free(ro);
+    }
+    XT_OK(xm_arena_remove(a, 0, MANY_OBJECTS * unit));
+    for (size_t k = round; k < MANY_OBJECTS; k += 2) { /* every other one, made again next round */
+      xm_shm_free(objects[k]);
+      objects[k] = NULL;
+    }
+  }
+  for (size_t k = 0; k < MANY_OBJECTS; k++)
+    xm_shm_free(objects[k]);
+  xm_arena_free(a);
+}
+
 int main(void) {
 #ifndef _WIN32
   if (xt_capture_library_handler() != XM_OK) return 1;
@@ -303,6 +405,8 @@ int main(void) {
       cmocka_unit_test(mirrors_see_each_other),
       cmocka_unit_test(scattered_pieces),
       cmocka_unit_test(merged_runs),
+      cmocka_unit_test(one_kernel_mapping_per_piece),
+      cmocka_unit_test(many_library_objects),
   };
   return XT_RUN_TESTS_AFTER_A_SNAPSHOT(tests);
 }

@@ -43,6 +43,15 @@ struct workload {
 extern const struct workload bench_workloads[];
 extern const size_t bench_workload_count;
 
+/* A goal between two rows: the median of row within max_ratio times that of the row it is
+   compared to (same unit; lower is better). */
+struct row_goal {
+  const char *row, *compared_to;
+  double max_ratio;
+};
+extern const struct row_goal bench_row_goals[];
+extern const size_t bench_row_goal_count;
+
 /* A raw mapping made by bench_raw_map_file: addr is where the bytes are; the rest is what
    releasing it takes (the whole reservation on POSIX, the section handle on Windows). */
 struct raw_view {
