@@ -45,10 +45,10 @@ struct xm__arena_node {
 static struct xm__arena_node *node_of(const struct xm__arena_piece *p) { return (struct xm__arena_node *)(uintptr_t)p; }
 
 /* ---- reserves ------------------------------------------------------------------------------- */
-/* Tree nodes one change may need: each inserted piece may split a node per level, and the tree
-   may grow a level each time. */
+/* Tree nodes one change may need: it inserts at most XM__ARENA_MAX_PIECES - 1 pieces (the window
+   keeps at least one node), each of which may split a node per level and add a root level. */
 static size_t trees_for_a_change(const struct xm__arena_pieces *s) {
-  return XM__ARENA_MAX_PIECES * (s->height + XM__ARENA_MAX_PIECES + 1);
+  return (XM__ARENA_MAX_PIECES - 1) * (s->height + XM__ARENA_MAX_PIECES);
 }
 
 int xm__pieces_refill(struct xm__arena_pieces *s, bool in_hook) {

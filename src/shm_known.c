@@ -49,6 +49,8 @@ static struct xm__shm_slot *take_slot(struct chunk *c) {
         !atomic_compare_exchange_strong_explicit(&s->state, &state, state | WRITING, memory_order_acquire,
                                                  memory_order_relaxed))
       continue;
+    /* The seqlock's writer: WRITING is seen before any of the facts written next. */
+    atomic_thread_fence(memory_order_release);
     int used = atomic_load_explicit(&c->used, memory_order_relaxed);
     while (used < k + 1 &&
            !atomic_compare_exchange_weak_explicit(&c->used, &used, k + 1, memory_order_release, memory_order_relaxed)) {

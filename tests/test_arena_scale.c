@@ -311,9 +311,8 @@ static size_t kernel_mappings_in(const unsigned char *base, size_t size) {
 
 /* Reserved ranges made by separate removals become one kernel mapping, and stay apart from the
    mapped pieces: after each change the arena's range holds exactly one kernel mapping per piece
-   (the mapped pieces map separate parts of the object, so the kernel cannot merge them). A range
-   removed between two mapped pieces is reserved without a name; the removal next to it names the
-   two together (src/posix/arena_posix.c name_run), where the kernel names mappings. */
+   (the mapped pieces map separate parts of the object, so the kernel cannot merge them; reserved
+   space carries the arena's name where the kernel names mappings, and merges by it). */
 static void one_kernel_mapping_per_piece(void **state) {
   (void)state;
 #ifdef _WIN32

@@ -108,29 +108,13 @@ static void name_reserved(const struct xm__os_arena *arena, void *addr, size_t l
 
 /* Makes [addr, addr + len) inaccessible reserved space, dropping what was mapped there, in one
    mmap: the kernel checks the mapping count and splits before it unmaps anything, so a failure
-   leaves everything there as it was. Named when name is set (see name_run). */
-static int reserve_at(const struct xm__os_arena *arena, void *addr, size_t len, bool name) {
+   leaves everything there as it was. Named like the rest of the reservation, so that it merges
+   with reserved neighbours and never with an anonymous mapping outside the arena. */
+static int reserve_at(const struct xm__os_arena *arena, void *addr, size_t len) {
   if (xm__posix_mmap(addr, len, PROT_NONE, arena_reserved_flags | MAP_FIXED, -1, 0) == MAP_FAILED)
     return xm__posix_fail_mapping(errno, "mmap");
-  if (name) name_reserved(arena, addr, len);
+  name_reserved(arena, addr, len);
   return XM_OK;
-}
-
-/* The name keeps the arena's reserved space from merging with an anonymous neighbour outside the
-   arena, and lets adjacent reserved ranges inside it merge into one kernel mapping. A removed
-   range between two mapped pieces can merge with neither: it stays unnamed, which saves a system
-   call on the most common removal. Once it has a reserved neighbour, the two are one run of
-   reserved pieces in a later change's window (the front end takes reserved neighbours in), and
-   the whole run is named then. now[k] is the removed range. */
-static void name_run(const struct xm__os_arena *arena, const struct xm__arena_piece *now, size_t n_now, size_t k) {
-  size_t first = k, last = k;
-  while (first > 0 && now[first - 1].kind == XM__PIECE_RESERVED)
-    first--;
-  while (last + 1 < n_now && now[last + 1].kind == XM__PIECE_RESERVED)
-    last++;
-  const size_t from = now[first].offset, to = now[last].offset + now[last].size;
-  if (first == last && from > 0 && to < arena->size) return;
-  name_reserved(arena, (unsigned char *)arena->base + from, to - from);
 }
 
 /* Maps the piece an add creates at addr (NULL: anywhere), MAP_FIXED when addr is set. */
@@ -176,7 +160,7 @@ static int add_piece(const struct xm__os_arena *arena, const struct xm__arena_pi
   int rc = xm__posix_fail_mmap(errno, q->kind == XM__PIECE_ANON ? -1 : fd);
   /* Reserved again: over reserved space that is where the window was; over mapped pieces the old
      pages may be gone (at worst they stay, inaccessible or not). */
-  if (reserve_at(arena, at, q->size, true) != XM_OK || !over_reserved) *kept = false;
+  if (reserve_at(arena, at, q->size) != XM_OK || !over_reserved) *kept = false;
   return rc;
 }
 
@@ -199,8 +183,7 @@ int xm__os_arena_change(struct xm__os_arena *arena, const struct xm__arena_piece
       if (rc && !*kept) q->kind = XM__PIECE_RESERVED;
     } else if (q->kind == XM__PIECE_RESERVED && maps_inside(old, n_old, q->offset, q->offset + q->size)) {
       /* The removed range: one mmap over it (remainders and unchanged pieces are left alone). */
-      rc = reserve_at(arena, (unsigned char *)arena->base + q->offset, q->size, false);
-      if (rc == XM_OK) name_run(arena, now, n_now, k);
+      rc = reserve_at(arena, (unsigned char *)arena->base + q->offset, q->size);
     }
     if (rc) return rc; /* the only change of the call failed: nothing else was touched */
   }
