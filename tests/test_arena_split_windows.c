@@ -10,11 +10,12 @@
 
 /* What the walk found in an arena's range. */
 struct census {
-  size_t views;     /* MEM_MAPPED allocations, each starting at its piece */
-  size_t reserved;  /* bytes of the arena's own reservations (private, reserved, PAGE_NOACCESS) */
-  size_t foreign;   /* bytes of anything else */
-  size_t free;      /* bytes of free address space */
-  size_t bad_views; /* views that do not start and end where a piece does (on the unit grid) */
+  size_t views;            /* MEM_MAPPED allocations, each starting at its piece */
+  size_t reserved;         /* bytes of the arena's own reservations (private, reserved, PAGE_NOACCESS) */
+  size_t foreign;          /* bytes of anything else */
+  size_t free;             /* bytes of free address space */
+  size_t bad_views;        /* views that do not start and end where a piece does (on the unit grid) */
+  size_t largest_reserved; /* the largest region of the arena's own reservations */
 };
 
 static struct census walk(const unsigned char *base, size_t size, const void *allowed_foreign) {
@@ -30,6 +31,7 @@ static struct census walk(const unsigned char *base, size_t size, const void *al
       if ((uintptr_t)m.AllocationBase % U != 0) c.bad_views++;
     } else if (m.Type == MEM_PRIVATE && m.State == MEM_RESERVE && m.AllocationProtect == PAGE_NOACCESS) {
       c.reserved += bytes;
+      if (bytes > c.largest_reserved) c.largest_reserved = bytes;
     } else if (m.AllocationBase != allowed_foreign || !allowed_foreign) {
       print_message("not the arena's at %p: base %p, state 0x%lx, type 0x%lx, protect 0x%lx\n", (void *)p,
                     m.AllocationBase, (unsigned long)m.State, (unsigned long)m.Type,
@@ -86,13 +88,21 @@ static void twenty_thousand_pieces_leave_nothing_behind(void **state) {
   xt_assert_no_leak(before);
 }
 
-/* A 64 GiB arena (yuzu-sized ones take the same path): pieces at its start, middle and end. */
+/* Split reservations keep no reservation larger than this (src/windows/arena_split_windows.c
+   XM__ARENA_BLOCK): the first change in any region of a big arena frees and reserves at most
+   this much (Wine's VirtualFree and VirtualAlloc cost about the size they cover). */
+#define SPLIT_BLOCK ((size_t)256 << 20)
+
+/* A 64 GiB arena (yuzu-sized ones take the same path): pieces at its start, middle and end. With
+   split reservations its space is reservations of at most SPLIT_BLOCK, before and after changes. */
 static void arena_of_64_gib(void **state) {
   (void)state;
   const size_t size = (size_t)64 << 30;
   xm_arena *a = NULL;
   XT_OK(xm_arena_new(size, &a));
   unsigned char *base = xm_region_ptr(xm_arena_region(a));
+  const bool split = strcmp(xm_arena_strategy(), "split reservations") == 0;
+  if (split) assert_true(walk(base, size, NULL).largest_reserved <= SPLIT_BLOCK);
   const size_t at[3] = {0, size / 2 + 3 * U, size - 2 * U};
   for (int k = 0; k < 3; k++) {
     XT_OK(xm_arena_add_anon(a, at[k], 2 * U, XM_PROT_READ_WRITE));
@@ -104,6 +114,7 @@ static void arena_of_64_gib(void **state) {
   assert_int_equal(c.views, 3);
   assert_int_equal(c.reserved, size - 6 * U);
   assert_int_equal(c.foreign + c.free, 0);
+  if (split) assert_true(c.largest_reserved <= SPLIT_BLOCK);
   XT_OK(xm_arena_remove(a, at[1], U)); /* the front half of the middle piece goes */
   assert_int_equal(base[at[1] + U + 1], 2);
   for (int k = 0; k < 3; k++)
@@ -111,6 +122,7 @@ static void arena_of_64_gib(void **state) {
   c = walk(base, size, NULL);
   assert_int_equal(c.views, 0);
   assert_int_equal(c.reserved, size);
+  if (split) assert_true(c.largest_reserved <= SPLIT_BLOCK);
   xm_arena_free(a);
   xt_assert_released(base, size);
 }

@@ -80,13 +80,14 @@ struct bench {
   size_t page;
   xm_fault_hook **hooks; /* the fault workloads' hooks */
   size_t hook_count;
-  xm_arena *hook_arena;              /* the range the other hooks cover */
-  unsigned char *raw_page;           /* the fault baseline's own page */
-  struct bench_dirty *dirty;         /* the write-tracking workloads' state (bench_dirty.c) */
-  struct bench_arena *arena;         /* the arena workloads' state (bench_arena.c) */
-  xm_arena *arena_big, *arena_small; /* the arena-size workload (bench_arena_size.c) */
-  xm_shm *arena_shm;                 /* what its pieces map */
-  bool smoke;                        /* --smoke: workloads may shrink what they set up */
+  xm_arena *hook_arena;                      /* the range the other hooks cover */
+  unsigned char *raw_page;                   /* the fault baseline's own page */
+  struct bench_dirty *dirty;                 /* the write-tracking workloads' state (bench_dirty.c) */
+  struct bench_arena *arena;                 /* the arena workloads' state (bench_arena.c) */
+  xm_arena *arena_big, *arena_small;         /* the arena-size workload (bench_arena_size.c) */
+  uint64_t arena_big_step, arena_small_step; /* where its next change goes */
+  xm_shm *arena_shm;                         /* what its pieces map */
+  bool smoke;                                /* --smoke: workloads may shrink what they set up */
   uint64_t sink;
   char error[512];
 };

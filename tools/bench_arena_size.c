@@ -1,5 +1,7 @@
-/* The arena's cost against its size: one add+remove of a one-unit piece in the middle of a
-   512 GiB arena (yuzu's size), with the same in a 1 GiB arena as the baseline. Windows without
+/* The arena's cost against its size: one add+remove of a one-unit piece in a 512 GiB arena
+   (yuzu's size), with the same in a 1 GiB arena as the baseline. Each change goes somewhere else,
+   scattered over the whole arena, as an emulator maps guest pages all over its fastmem range:
+   first changes in a region are measured, not only changes where the arena was changed before. Windows without
    placeholders (Wine) takes the split-reservations path, whose changes must not grow with the
    arena (goal: 512 GiB within 1.5x of 1 GiB); elsewhere the rows measure the placeholder or mmap
    path (`xmmap info` says which). Both sides go through xmmap. */
@@ -38,13 +40,14 @@ void bench_teardown_arena_size(struct bench *b) {
   b->arena_shm = NULL;
 }
 
-/* The piece goes a little past the middle (not on a large power-of-two boundary). */
-static int add_remove(struct bench *b, xm_arena *a, uint64_t size, uint64_t iters, double *seconds) {
-  const size_t unit = xm_allocation_granularity();
-  const size_t at = (size_t)(size / 2) + 3 * unit;
+/* Change k goes to unit (k * a prime) of the arena: scattered, each unit in turn. */
+static int add_remove(struct bench *b, xm_arena *a, uint64_t size, uint64_t *step, uint64_t iters, double *seconds) {
+  const size_t unit = xm_arena_granularity(a);
+  const uint64_t units = size / unit;
   int rc = 0;
   double t0 = tool_now();
   for (uint64_t i = 0; i < iters && rc == 0; i++) {
+    const size_t at = (size_t)((*step)++ * 1000003u % units) * unit;
     rc = xm_arena_add_fd(a, at, unit, xm_shm_descriptor(b->arena_shm), 0, XM_PROT_READ_WRITE);
     if (rc == 0) rc = xm_arena_remove(a, at, unit);
   }
@@ -53,8 +56,8 @@ static int add_remove(struct bench *b, xm_arena *a, uint64_t size, uint64_t iter
 }
 
 int bench_xm_arena_big(struct bench *b, uint64_t iters, double *seconds) {
-  return add_remove(b, b->arena_big, ARENA_BIG, iters, seconds);
+  return add_remove(b, b->arena_big, ARENA_BIG, &b->arena_big_step, iters, seconds);
 }
 int bench_xm_arena_small(struct bench *b, uint64_t iters, double *seconds) {
-  return add_remove(b, b->arena_small, ARENA_SMALL, iters, seconds);
+  return add_remove(b, b->arena_small, ARENA_SMALL, &b->arena_small_step, iters, seconds);
 }

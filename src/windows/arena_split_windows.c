@@ -5,8 +5,10 @@
  * what it must: the views of the old mapped pieces it changes, and the reservations that overlap
  * its new views; the rest of each such reservation is reserved again at once, the part within
  * XM__ARENA_CHUNK of the new view apart from the rest. So a change costs about the size of the
- * reservations it touches, not the arena's: the first change in a region of a fresh 512 GiB arena
- * frees the one big reservation once, later changes nearby find reservations of a few MiB. The
+ * reservations it touches, not the arena's: the arena is reserved in blocks of XM__ARENA_BLOCK
+ * (Wine's VirtualAlloc and VirtualFree cost about the size they cover: one 512 GiB reservation
+ * made every first change in a fresh region cost 100 ms), the first change in a block frees that
+ * block, and later changes nearby find reservations of a few MiB. The
  * freed ranges ("holes") are all a change ever exposes to other allocations, and Wine's records
  * for the views it makes are allocated before any hole opens (prewarm()).
  *
@@ -31,6 +33,10 @@
 /* Reserved space next to a new view is kept apart from the rest at this grid, so that the next
    change nearby frees at most about this much (Wine's VirtualFree costs about the size freed). */
 #define XM__ARENA_CHUNK ((uintptr_t)4 << 20)
+
+/* The arena's space is reserved in blocks of at most this size (xm__win_arena_reserve_blocks), so
+   that no change frees or reserves more than this much at once. */
+#define XM__ARENA_BLOCK ((uintptr_t)256 << 20)
 
 /* How many view records a change may make at most (a view, its remainders, the reservations
    around it). Wine keeps them in blocks that it maps wherever the kernel puts them, and the
@@ -407,6 +413,21 @@ int xm__win_arena_change_split(uintptr_t base, const struct xm__arena_piece *old
 
 /* The arena's end (split reservations): each mapped piece is one view at its start; a RESERVED
    piece's allocations are freed when they are the arena's own, never an intruder's. */
+bool xm__win_arena_reserve_blocks(uintptr_t base, size_t size) {
+  if (size <= XM__ARENA_BLOCK) return true;
+  VirtualFree((void *)base, 0, MEM_RELEASE);
+  const uintptr_t end = base + size;
+  for (uintptr_t p = base; p < end; p += XM__ARENA_BLOCK) {
+    const size_t len = end - p < XM__ARENA_BLOCK ? (size_t)(end - p) : (size_t)XM__ARENA_BLOCK;
+    if (!VirtualAlloc((void *)p, len, MEM_RESERVE, PAGE_NOACCESS)) { /* something took part of it */
+      for (uintptr_t q = base; q < p; q += XM__ARENA_BLOCK)
+        VirtualFree((void *)q, 0, MEM_RELEASE);
+      return false;
+    }
+  }
+  return true;
+}
+
 void xm__win_arena_release_split(uintptr_t base, const struct xm__arena_piece *pieces, size_t n) {
   for (size_t k = 0; k < n; k++) {
     const struct xm__arena_piece *q = &pieces[k];

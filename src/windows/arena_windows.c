@@ -90,18 +90,24 @@ int xm__os_arena_reserve(size_t size, const struct xm__os_place *where, struct x
   if (s == STRATEGY_UNKNOWN)
     return xm__fail_os(XM_E_SYSTEM_CALL, (int)error, "VirtualAlloc2(MEM_RESERVE_PLACEHOLDER) probe");
   void *p = NULL;
-  if (where) {
-    int rc = xm__os_reserve_in(size, where, s == STRATEGY_PLACEHOLDERS ? XM__RESERVE_PLACEHOLDER : 0, &p);
-    if (rc) return rc;
-  } else if (s == STRATEGY_PLACEHOLDERS) {
-    p = xm__win_injected()
-            ? NULL
-            : xm__win_api()->virtual_alloc2(GetCurrentProcess(), NULL, size, MEM_RESERVE | MEM_RESERVE_PLACEHOLDER,
-                                            PAGE_NOACCESS, NULL, 0);
-    if (!p) return xm__win_fail_last("VirtualAlloc2(MEM_RESERVE_PLACEHOLDER)");
-  } else {
-    p = xm__win_reserve(NULL, size);
-    if (!p) return xm__win_fail_last("VirtualAlloc(MEM_RESERVE)");
+  /* Split reservations: in bounded blocks, made again elsewhere should another thread take part
+     of the range while it is being cut (after a few tries the arena keeps one reservation: every
+     change still works, the first ones in a region cost more). */
+  for (int attempt = 0;; attempt++) {
+    if (where) {
+      int rc = xm__os_reserve_in(size, where, s == STRATEGY_PLACEHOLDERS ? XM__RESERVE_PLACEHOLDER : 0, &p);
+      if (rc) return rc;
+    } else if (s == STRATEGY_PLACEHOLDERS) {
+      p = xm__win_injected()
+              ? NULL
+              : xm__win_api()->virtual_alloc2(GetCurrentProcess(), NULL, size, MEM_RESERVE | MEM_RESERVE_PLACEHOLDER,
+                                              PAGE_NOACCESS, NULL, 0);
+      if (!p) return xm__win_fail_last("VirtualAlloc2(MEM_RESERVE_PLACEHOLDER)");
+    } else {
+      p = xm__win_reserve(NULL, size);
+      if (!p) return xm__win_fail_last("VirtualAlloc(MEM_RESERVE)");
+    }
+    if (s == STRATEGY_PLACEHOLDERS || attempt == 3 || xm__win_arena_reserve_blocks((uintptr_t)p, size)) break;
   }
   /* The fault handler retries accesses to remainders being mapped again (xm__win_arena_wait_remap);
      best effort: without it such an access crashes as it would without the library. */

@@ -174,6 +174,10 @@ int xm__win_arena_change_split(uintptr_t base, const struct xm__arena_piece *old
    change is done, when the access would now succeed (retry it). */
 bool xm__win_arena_wait_remap(uintptr_t addr, ULONG_PTR kind);
 
+/* Turns [base, base + size), one reservation of a new split-reservations arena, into reservations
+   of at most a bounded block each (arena_split_windows.c). False when something took part of the
+   range in between: the range is then free, and the caller reserves anew. */
+bool xm__win_arena_reserve_blocks(uintptr_t base, size_t size);
 /* xm__os_arena_release of a split-reservations arena: frees the arena's own views and
    reservations only, never an allocation that took freed addresses (arena_split_windows.c). */
 void xm__win_arena_release_split(uintptr_t base, const struct xm__arena_piece *pieces, size_t n);
