@@ -43,15 +43,6 @@ struct workload {
 extern const struct workload bench_workloads[];
 extern const size_t bench_workload_count;
 
-/* A goal between two rows: the median of row within max_ratio times that of the row it is
-   compared to (same unit; lower is better). */
-struct row_goal {
-  const char *row, *compared_to;
-  double max_ratio;
-};
-extern const struct row_goal bench_row_goals[];
-extern const size_t bench_row_goal_count;
-
 /* A raw mapping made by bench_raw_map_file: addr is where the bytes are; the rest is what
    releasing it takes (the whole reservation on POSIX, the section handle on Windows). */
 struct raw_view {
@@ -83,7 +74,7 @@ struct bench {
   xm_arena *hook_arena;                      /* the range the other hooks cover */
   unsigned char *raw_page;                   /* the fault baseline's own page */
   struct bench_dirty *dirty;                 /* the write-tracking workloads' state (bench_dirty.c) */
-  struct bench_arena *arena;                 /* the arena workloads' state (bench_arena.c) */
+  struct bench_arena *arena, *arena_few;     /* the arena workloads' state (bench_arena.c) */
   xm_arena *arena_big, *arena_small;         /* the arena-size workload (bench_arena_size.c) */
   uint64_t arena_big_step, arena_small_step; /* where its next change goes */
   xm_shm *arena_shm;                         /* what its pieces map */
@@ -166,6 +157,9 @@ void bench_raw_tracker_free(struct bench_raw_tracker *t);
 int bench_setup_arena(struct bench *b, const struct workload *w);
 int bench_xm_arena(struct bench *b, uint64_t iters, double *seconds);
 int bench_raw_arena(struct bench *b, uint64_t iters, double *seconds);
+/* The same among param pieces, with the same among 100 pieces as the baseline (both xmmap). */
+int bench_setup_arena_growth(struct bench *b, const struct workload *w);
+int bench_xm_arena_few(struct bench *b, uint64_t iters, double *seconds);
 void bench_teardown_arena(struct bench *b);
 /* The raw layout: n adjacent unit-sized views of d, view k at object offset 2k units, in a
    reservation of their own; a cycle replaces view k with reserved space and maps it back (the

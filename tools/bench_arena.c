@@ -3,7 +3,9 @@
    are adjacent and map every other unit of one shared-memory object, so that the kernel keeps one
    mapping per piece and no more (about n mappings for the arena and n for the baseline). The
    baseline is the same two OS calls on the same layout made raw (bench_posix.c /
-   bench_windows.c): what the arena costs beyond the system. */
+   bench_windows.c): what the arena costs beyond the system. The growth row measures among n
+   against among 100, both through xmmap and interleaved round by round in one run, so that what
+   the machine does between two rows does not enter the ratio. */
 #include <stdlib.h>
 
 #include "bench.h"
@@ -15,21 +17,26 @@ struct bench_arena {
   struct bench_raw_arena *raw;
 };
 
-void bench_teardown_arena(struct bench *b) {
-  struct bench_arena *s = b->arena;
+static void free_arena(struct bench_arena *s) {
   if (!s) return;
   bench_raw_arena_free(s->raw);
   xm_arena_free(s->arena);
   xm_shm_free(s->shm);
   free(s);
-  b->arena = NULL;
 }
 
-int bench_setup_arena(struct bench *b, const struct workload *w) {
+void bench_teardown_arena(struct bench *b) {
+  free_arena(b->arena);
+  free_arena(b->arena_few);
+  b->arena = b->arena_few = NULL;
+}
+
+/* An arena of n adjacent one-unit pieces (and its raw twin when with_raw) in *out. */
+static int make_arena(struct bench *b, size_t n, bool with_raw, struct bench_arena **out) {
   struct bench_arena *s = calloc(1, sizeof *s);
   if (!s) return bench_fail(b, XM_E_NO_MEMORY, "out of memory");
-  b->arena = s;
-  s->n = b->smoke ? 50 : w->param;
+  *out = s;
+  s->n = n;
   size_t used, limit;
   /* about 2n mappings: skipped where the kernel's count would not allow them with headroom */
   if (xm_map_count(&used, &limit) == XM_OK && used + 2 * s->n + 1000 > limit)
@@ -45,11 +52,19 @@ int bench_setup_arena(struct bench *b, const struct workload *w) {
     rc = xm_arena_add_fd(s->arena, k * s->unit, s->unit, d, 2 * (uint64_t)k * s->unit, XM_PROT_READ_WRITE);
     if (rc) return bench_xm_failed(b, "xm_arena_add_fd", rc);
   }
-  return bench_raw_arena_new(b, d, s->n, s->unit, &s->raw);
+  return with_raw ? bench_raw_arena_new(b, d, s->n, s->unit, &s->raw) : 0;
 }
 
-int bench_xm_arena(struct bench *b, uint64_t iters, double *seconds) {
-  struct bench_arena *s = b->arena;
+int bench_setup_arena(struct bench *b, const struct workload *w) {
+  return make_arena(b, b->smoke ? 50 : w->param, true, &b->arena);
+}
+
+int bench_setup_arena_growth(struct bench *b, const struct workload *w) {
+  int rc = make_arena(b, b->smoke ? 50 : w->param, false, &b->arena);
+  return rc ? rc : make_arena(b, b->smoke ? 10 : 100, false, &b->arena_few);
+}
+
+static int cycle(struct bench *b, struct bench_arena *s, uint64_t iters, double *seconds) {
   const xm_descriptor d = xm_shm_descriptor(s->shm);
   int rc = XM_OK;
   size_t k = s->next;
@@ -63,6 +78,11 @@ int bench_xm_arena(struct bench *b, uint64_t iters, double *seconds) {
   *seconds = tool_now() - t0;
   s->next = k;
   return rc ? bench_xm_failed(b, "xm_arena_remove/add_fd", rc) : 0;
+}
+
+int bench_xm_arena(struct bench *b, uint64_t iters, double *seconds) { return cycle(b, b->arena, iters, seconds); }
+int bench_xm_arena_few(struct bench *b, uint64_t iters, double *seconds) {
+  return cycle(b, b->arena_few, iters, seconds);
 }
 
 int bench_raw_arena(struct bench *b, uint64_t iters, double *seconds) {

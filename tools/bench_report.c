@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "bench.h"
 
@@ -73,22 +72,6 @@ static const char *goal_state(const struct workload *w, const struct result *r) 
   return "";
 }
 
-/* The median of the row named name, or -1 (not run, failed, not available). */
-static double median_of_row(const struct result *res, const char *name) {
-  for (size_t i = 0; i < bench_workload_count; i++) {
-    const struct result *r = &res[i];
-    if (strcmp(bench_workloads[i].name, name) != 0) continue;
-    return r->not_selected || r->failed || r->not_available || r->median <= 0 ? -1 : r->median;
-  }
-  return -1;
-}
-
-/* A row goal's ratio, or -1 when either row has no figure. */
-static double row_goal_ratio(const struct row_goal *g, const struct result *res) {
-  const double a = median_of_row(res, g->row), b = median_of_row(res, g->compared_to);
-  return a < 0 || b < 0 ? -1 : a / b;
-}
-
 static void fmt_value(char *buf, size_t len, double v) {
   if (v >= 1000)
     tool_format(buf, len, "%.0f", v);
@@ -120,17 +103,6 @@ static void print_json(const struct bench_options *o, const struct env *e, const
     tool_json_number_field(stdout, "faults_per_iter", have ? r->faults : (double)NAN);
     tool_json_number_field(stdout, "baseline_faults_per_iter", have_base ? r->baseline_faults : (double)NAN);
     if (r->note[0]) tool_json_field(stdout, "note", r->note);
-    printf("}");
-  }
-  printf("],\n \"row_goals\": [");
-  for (size_t i = 0; i < bench_row_goal_count; i++) {
-    const struct row_goal *g = &bench_row_goals[i];
-    const double ratio = row_goal_ratio(g, res);
-    printf("%s\n  {\"row\": ", i ? "," : "");
-    tool_json_string(stdout, g->row);
-    tool_json_field(stdout, "compared_to", g->compared_to);
-    tool_json_number_field(stdout, "ratio", ratio >= 0 ? ratio : (double)NAN);
-    tool_json_number_field(stdout, "max_ratio", g->max_ratio);
     printf("}");
   }
   printf("],\n \"env\": {\"xmmap\": ");
@@ -225,17 +197,6 @@ static void print_text(const struct bench_options *o, const struct env *e, const
     }
     printf("  %-34s %-44s %s\n", w->name, goal, state[0] ? state : r->no_baseline ? "no baseline here" : "n/a");
     if (r->no_baseline && r->note[0]) printf("  %-34s (%s)\n", "", r->note);
-  }
-  for (size_t i = 0; i < bench_row_goal_count; i++) {
-    const struct row_goal *g = &bench_row_goals[i];
-    const double ratio = row_goal_ratio(g, res);
-    char goal[128];
-    tool_format(goal, sizeof goal, "vs '%s': ratio <= %.2f", g->compared_to, g->max_ratio);
-    printf("  %-34s %-44s ", g->row, goal);
-    if (ratio >= 0)
-      printf("%s (%.3f)\n", ratio <= g->max_ratio ? "met" : "missed", ratio);
-    else
-      printf("n/a (needs both rows)\n");
   }
   if (bench_raw_note) printf("%s\n", bench_raw_note);
 }
