@@ -411,8 +411,8 @@ int xm__win_arena_change_split(uintptr_t base, const struct xm__arena_piece *old
   return c.status;
 }
 
-/* The arena's end (split reservations): each mapped piece is one view at its start; a RESERVED
-   piece's allocations are freed when they are the arena's own, never an intruder's. */
+/* Frees the one reservation and reserves its range again block by block; a block refused (taken
+   in between) undoes the blocks made, leaving the range free for the caller to start over (win.h). */
 bool xm__win_arena_reserve_blocks(uintptr_t base, size_t size) {
   if (size <= XM__ARENA_BLOCK) return true;
   VirtualFree((void *)base, 0, MEM_RELEASE);
@@ -428,6 +428,8 @@ bool xm__win_arena_reserve_blocks(uintptr_t base, size_t size) {
   return true;
 }
 
+/* The arena's end (split reservations): each mapped piece is one view at its start; a RESERVED
+   piece's allocations are freed when they are the arena's own, never an intruder's. */
 void xm__win_arena_release_split(uintptr_t base, const struct xm__arena_piece *pieces, size_t n) {
   for (size_t k = 0; k < n; k++) {
     const struct xm__arena_piece *q = &pieces[k];
