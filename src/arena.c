@@ -244,7 +244,7 @@ static int add(xm_arena *a, size_t offset, size_t size, enum xm__piece_kind kind
       .flags = XM__PIECE_NEW,
   };
   xm__os_mutex_lock(&a->mutex);
-  rc = xm__pieces_refill(&a->pieces, xm__os_fault_thread_get() != NULL);
+  rc = xm__pieces_refill(&a->pieces, xm__os_fault_thread_get() != NULL, true);
   if (!rc) {
     what.backing = xm__pieces_take_backing(&a->pieces);
     rc = xm__os_arena_backing_new(kind, d, rounded, prot, &what.backing->handle);
@@ -272,7 +272,7 @@ int xm_arena_remove(xm_arena *a, size_t offset, size_t size) {
   if (rc || size == 0) return rc;
   struct xm__arena_piece what = {.kind = XM__PIECE_RESERVED};
   xm__os_mutex_lock(&a->mutex);
-  rc = xm__pieces_refill(&a->pieces, xm__os_fault_thread_get() != NULL);
+  rc = xm__pieces_refill(&a->pieces, xm__os_fault_thread_get() != NULL, false);
   if (!rc) rc = change(a, offset, rounded, &what, xm__os_no_descriptor());
   xm__os_mutex_unlock(&a->mutex);
   return rc;

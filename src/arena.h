@@ -27,8 +27,9 @@ struct xm__arena_pieces {
 int xm__pieces_init(struct xm__arena_pieces *s, size_t reserved);
 /* Frees every node and reserve (the backings of the pieces are the caller's). */
 void xm__pieces_destroy(struct xm__arena_pieces *s);
-/* Tops the reserves up (inside a hook only to what one change needs). */
-int xm__pieces_refill(struct xm__arena_pieces *s, bool in_hook);
+/* Tops the reserves up (inside a hook only to what one change needs); fails only when what this
+   change needs (a backing record when backing is set) cannot be had. */
+int xm__pieces_refill(struct xm__arena_pieces *s, bool in_hook, bool backing);
 /* A backing record from the reserve (refilled first), and one given back. */
 struct xm__arena_backing *xm__pieces_take_backing(struct xm__arena_pieces *s);
 void xm__pieces_give_backing(struct xm__arena_pieces *s, struct xm__arena_backing *b);

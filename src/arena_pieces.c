@@ -51,33 +51,38 @@ static size_t trees_for_a_change(const struct xm__arena_pieces *s) {
   return (XM__ARENA_MAX_PIECES - 1) * (s->height + XM__ARENA_MAX_PIECES);
 }
 
-int xm__pieces_refill(struct xm__arena_pieces *s, bool in_hook) {
+/* Tops the reserves up to the goal: what one change needs (need) must be there, the rest outside
+   a hook is a cushion, so that a failed allocation beyond need is no error (under memory pressure
+   removals, which give memory back, still work). */
+int xm__pieces_refill(struct xm__arena_pieces *s, bool in_hook, bool backing) {
+  const size_t need_nodes = XM__ARENA_MAX_PIECES, need_trees = trees_for_a_change(s), need_backings = backing;
   /* Inside a hook only what this change cannot do without. */
-  const size_t want_nodes = in_hook ? XM__ARENA_MAX_PIECES : SPARE_NODES;
+  const size_t want_nodes = in_hook ? need_nodes : SPARE_NODES, want_trees = (in_hook ? 1 : 2) * need_trees,
+               want_backings = in_hook ? need_backings : SPARE_BACKINGS;
   while (s->n_spare < want_nodes) {
     struct xm__arena_node *n = malloc(sizeof *n);
-    if (!n) return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's bookkeeping");
+    if (!n) break;
     n->next = s->spare;
     s->spare = n;
     s->n_spare++;
   }
-  const size_t want_trees = (in_hook ? 1 : 2) * trees_for_a_change(s);
   while (s->n_spare_trees < want_trees) {
     struct xm__arena_tree *t = malloc(sizeof *t);
-    if (!t) return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's bookkeeping");
+    if (!t) break;
     t->to.child[0] = s->spare_trees;
     s->spare_trees = t;
     s->n_spare_trees++;
   }
-  const size_t want_backings = in_hook ? 1 : SPARE_BACKINGS;
   while (s->n_spare_backings < want_backings) {
     struct xm__arena_backing *b = malloc(sizeof *b);
-    if (!b) return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's bookkeeping");
+    if (!b) break;
     b->handle = xm__os_no_descriptor();
     b->refs = (size_t)(uintptr_t)s->spare_backings; /* the free list is threaded through refs */
     s->spare_backings = b;
     s->n_spare_backings++;
   }
+  if (s->n_spare < need_nodes || s->n_spare_trees < need_trees || s->n_spare_backings < need_backings)
+    return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's bookkeeping");
   return XM_OK;
 }
 
@@ -401,7 +406,7 @@ void xm__pieces_replace(struct xm__arena_pieces *s, const struct xm__arena_piece
 
 int xm__pieces_init(struct xm__arena_pieces *s, size_t reserved) {
   memset(s, 0, sizeof *s);
-  int rc = xm__pieces_refill(s, false);
+  int rc = xm__pieces_refill(s, false, true);
   if (rc) {
     xm__pieces_destroy(s);
     return rc;

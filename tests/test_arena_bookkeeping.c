@@ -114,7 +114,7 @@ static void tree_through_growth_and_shrinking(void **state) {
   const size_t rounds = getenv("XMMAP_TEST_ROUNDS") ? TREE_PIECES : 4 * TREE_PIECES;
   size_t peak = 0, checks = 0;
   for (size_t round = 0; round < rounds; round++) {
-    XT_OK(xm__pieces_refill(&s, false));
+    XT_OK(xm__pieces_refill(&s, false, false));
     const bool grow = round < rounds / 2;
     const size_t at = next_random() % TREE_UNITS;
     const struct xm__arena_piece *p = xm__pieces_find(&s, at);

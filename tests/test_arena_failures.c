@@ -183,10 +183,77 @@ static void split_reservations_lose_address_space(void **state) {
 }
 #endif
 
+/* ---- out of memory: removals still work ------------------------------------------------------ */
+#ifndef _WIN32
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include "arena.h"
+
+#define OOM_UNITS 40000u
+enum { OOM_PASSED = 0, OOM_NOT_REACHED = 77 };
+
+/* VmData of this process in bytes (/proc/self/status), or 0. */
+static size_t data_size(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  size_t kib = 0;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "VmData: %zu kB", &kib) == 1) break;
+  if (f) fclose(f);
+  return kib * 1024;
+}
+
+/* In a child whose data segment may grow by 1 MiB only: adds until the bookkeeping is out of
+   memory, then every piece removed (a removal gives memory back and must not need any). Exit
+   status: OOM_PASSED, OOM_NOT_REACHED, or the line that failed. */
+static int oom_child(void) {
+  xm_arena *a = NULL;
+  xm_shm *shm = NULL;
+  if (xm_arena_new(OOM_UNITS * U, &a) || xm_shm_new("oom", OOM_UNITS * U, &shm)) return __LINE__;
+  const size_t limit = data_size() + (1u << 20);
+  if (setrlimit(RLIMIT_DATA, &(struct rlimit){limit, limit}) != 0) return __LINE__;
+  size_t k = 0;
+  int rc = XM_OK;
+  for (; k < OOM_UNITS && rc == XM_OK; k += 2)
+    rc = xm_arena_add_fd(a, k * U, U, xm_shm_descriptor(shm), (uint64_t)k * U, XM_PROT_READ_WRITE);
+  if (rc == XM_OK) return OOM_NOT_REACHED;
+  if (rc != XM_E_NO_MEMORY || !xm__pieces_valid(&a->pieces)) return __LINE__;
+  for (size_t r = 0; r < k; r += 2)
+    if (xm_arena_remove(a, r * U, U) != XM_OK || !xm__pieces_valid(&a->pieces)) return __LINE__;
+  if (a->pieces.count != 1) return __LINE__;
+  return OOM_PASSED;
+}
+
+static void removals_work_out_of_memory(void **state) {
+  (void)state;
+#ifdef XT_SANITIZER
+  XT_SKIP("a sanitizer's allocator does not honour RLIMIT_DATA as malloc does");
+#else
+  if (xt_under_valgrind()) XT_SKIP("valgrind's allocator does not honour RLIMIT_DATA as malloc does");
+  size_t used = 0, limit = 0;
+  if (xm_map_count(&used, &limit) != XM_OK || data_size() == 0)
+    XT_SKIP("the process's own data size is not known here: %s", xm_errmsg()); /* QEMU user mode */
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) _exit(oom_child());
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  if (WEXITSTATUS(status) == OOM_NOT_REACHED) XT_SKIP("1 MiB more data segment did not run malloc out here");
+  assert_int_equal(WEXITSTATUS(status), OOM_PASSED); /* else: the line in oom_child that failed */
+#endif
+}
+#endif
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(failures_leave_arena_consistent),
       cmocka_unit_test(no_leaks),
+#ifndef _WIN32
+      cmocka_unit_test(removals_work_out_of_memory),
+#endif
 #ifdef _WIN32
       cmocka_unit_test(split_reservations_lose_address_space),
 #endif
