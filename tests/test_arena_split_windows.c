@@ -123,6 +123,12 @@ static void arena_of_64_gib(void **state) {
   assert_int_equal(c.views, 0);
   assert_int_equal(c.reserved, size);
   if (split) assert_true(c.largest_reserved <= SPLIT_BLOCK);
+  /* A view over several blocks, removed: its space is reserved in blocks again, not as one. */
+  XT_OK(xm_arena_add_anon(a, SPLIT_BLOCK - U, 4 * SPLIT_BLOCK, XM_PROT_READ_WRITE));
+  XT_OK(xm_arena_remove(a, SPLIT_BLOCK - U, 4 * SPLIT_BLOCK));
+  c = walk(base, size, NULL);
+  assert_int_equal(c.reserved, size);
+  if (split) assert_true(c.largest_reserved <= SPLIT_BLOCK);
   xm_arena_free(a);
   xt_assert_released(base, size);
 }

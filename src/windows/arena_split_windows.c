@@ -137,7 +137,9 @@ static void add_hole(struct change *c, uintptr_t from, uintptr_t to) {
   if (c->n_holes < sizeof c->holes / sizeof c->holes[0]) c->holes[c->n_holes++] = (struct hole){from, to};
 }
 
-/* Reserves what is free in [from, to), each free stretch as one reservation, around anything else
+/* Reserves what is free in [from, to), each free stretch within one XM__ARENA_BLOCK of the address
+   grid as one reservation (a removed view of several blocks leaves reservations of a block at most
+   behind, as the arena started with), around anything else
    there: the arena's own reservations, or an intruder, which is waited for a few rounds (another
    thread's placement probe lets go soon) and then noted and left. ERROR_SUCCESS or the error of a
    reservation that failed for another reason than taken addresses. */
@@ -157,7 +159,9 @@ static DWORD fill(struct change *c, uintptr_t from, uintptr_t to) {
       round = 0;
       continue;
     }
-    const uintptr_t end = free_to < to ? free_to : to;
+    const uintptr_t block_end = (p | (XM__ARENA_BLOCK - 1)) + 1;
+    uintptr_t end = free_to < to ? free_to : to;
+    if (block_end > p && block_end < end) end = block_end;
     if (xm__win_reserve((void *)p, end - p)) {
       p = end;
       round = 0;
@@ -411,8 +415,9 @@ int xm__win_arena_change_split(uintptr_t base, const struct xm__arena_piece *old
   return c.status;
 }
 
-/* Frees the one reservation and reserves its range again block by block; a block refused (taken
-   in between) undoes the blocks made, leaving the range free for the caller to start over (win.h). */
+/* Frees the one reservation and reserves its range again block by block. A block refused (taken in
+   between) undoes the blocks made and reserves the range as one again; only when that stays
+   refused is the range left free for the caller to start over (win.h). */
 bool xm__win_arena_reserve_blocks(uintptr_t base, size_t size) {
   if (size <= XM__ARENA_BLOCK) return true;
   VirtualFree((void *)base, 0, MEM_RELEASE);
@@ -422,6 +427,12 @@ bool xm__win_arena_reserve_blocks(uintptr_t base, size_t size) {
     if (!VirtualAlloc((void *)p, len, MEM_RESERVE, PAGE_NOACCESS)) { /* something took part of it */
       for (uintptr_t q = base; q < p; q += XM__ARENA_BLOCK)
         VirtualFree((void *)q, 0, MEM_RELEASE);
+      /* The range as one reservation again, as it was (another thread's probe lets go soon): the
+         arena keeps its place, only its first changes cost more. */
+      for (int round = 0; round < XM__ARENA_ROUNDS; round++) {
+        if (VirtualAlloc((void *)base, size, MEM_RESERVE, PAGE_NOACCESS)) return true;
+        wait_round(round);
+      }
       return false;
     }
   }

@@ -175,8 +175,9 @@ int xm__win_arena_change_split(uintptr_t base, const struct xm__arena_piece *old
 bool xm__win_arena_wait_remap(uintptr_t addr, ULONG_PTR kind);
 
 /* Turns [base, base + size), one reservation of a new split-reservations arena, into reservations
-   of at most a bounded block each (arena_split_windows.c). False when something took part of the
-   range in between: the range is then free, and the caller reserves anew. */
+   of at most a bounded block each, or one reservation again when a block is refused
+   (arena_split_windows.c). False when something keeps part of the range: the range is then free,
+   and the caller reserves anew. */
 bool xm__win_arena_reserve_blocks(uintptr_t base, size_t size);
 /* xm__os_arena_release of a split-reservations arena: frees the arena's own views and
    reservations only, never an allocation that took freed addresses (arena_split_windows.c). */
