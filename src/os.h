@@ -300,7 +300,7 @@ static inline bool xm__os_inject_failure(int *os_error) { return xm__test_inject
  *  - A GONE piece is address space the back end lost to someone else: nothing there is unmapped
  *    or released, and GONE pieces are never merged with RESERVED ones.
  *  - Windows split reservations: a RESERVED piece may also hold an allocation that is not the
- *    arena's (one that took addresses a change had freed). The back end recognises it, never
+ *    arena's (one that took addresses a change had freed). The back end records its range, never
  *    frees it and reserves around it: it is the GONE part of that piece (the front end cannot cut
  *    pieces at its edges, since a change's now[] keeps its offsets and sizes).
  *  - Operations on one arena are serialized by the front end (xm__os_mutex); other arenas and
@@ -323,9 +323,11 @@ void xm__os_mutex_destroy(struct xm__os_mutex *m); /* m not held; unusable after
 
 /* The arena's address range as the back end reserved it. */
 struct xm__os_arena {
-  void *base;     /* the first byte; a multiple of the unit */
-  size_t size;    /* a multiple of the unit, > 0 */
-  unsigned flags; /* back-end bits (e.g. the Windows strategy of this arena) */
+  void *base;      /* the first byte; a multiple of the unit */
+  size_t size;     /* a multiple of the unit, > 0 */
+  unsigned flags;  /* back-end bits (e.g. the Windows strategy of this arena) */
+  void *os_record; /* the back end's own record of the arena, or NULL (Windows split reservations:
+                      the ranges intruders took) */
 };
 
 enum xm__piece_kind {

@@ -143,18 +143,31 @@ static void intrude(void *addr, size_t len) {
     intruder = VirtualAlloc((void *)intrude_at, U, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
 }
 
+#define SKIP_UNLESS_SPLIT()                                                                                            \
+  do {                                                                                                                 \
+    if (strcmp(xm_arena_strategy(), "split reservations") != 0)                                                        \
+      XT_SKIP("placeholders never free the arena's addresses (strategy: %s)", xm_arena_strategy());                    \
+  } while (0)
+
+/* A new arena of `units` units (*a; its base returned) whose first change, one unit added at
+   unit `add_at`, lets hook play the intruder at unit `at`. */
+static unsigned char *arena_with_intruder(size_t units, size_t add_at, size_t at, void (*hook)(void *, size_t),
+                                          xm_arena **a) {
+  XT_OK(xm_arena_new(units * U, a));
+  unsigned char *base = xm_region_ptr(xm_arena_region(*a));
+  intrude_at = (uintptr_t)base + at * U;
+  xm__test_arena_freed_hook(hook);
+  XT_OK(xm_arena_add_anon(*a, add_at * U, U, XM_PROT_READ_WRITE));
+  xm__test_arena_freed_hook(NULL);
+  return base;
+}
+
 static void intruder_in_reserved_space_is_left_alone(void **state) {
   (void)state;
-  if (strcmp(xm_arena_strategy(), "split reservations") != 0)
-    XT_SKIP("placeholders never free the arena's addresses (strategy: %s)", xm_arena_strategy());
+  SKIP_UNLESS_SPLIT();
   xm_arena *a = NULL;
-  XT_OK(xm_arena_new(8 * U, &a));
-  unsigned char *base = xm_region_ptr(xm_arena_region(a));
   intruder = NULL;
-  intrude_at = (uintptr_t)base + 5 * U;
-  xm__test_arena_freed_hook(intrude);
-  XT_OK(xm_arena_add_anon(a, 2 * U, U, XM_PROT_READ_WRITE));
-  xm__test_arena_freed_hook(NULL);
+  unsigned char *base = arena_with_intruder(8, 2, 5, intrude, &a);
   assert_ptr_equal(intruder, base + 5 * U);
   base[2 * U] = 9;
   ((unsigned char *)intruder)[0] = 3; /* its owner's memory, untouched by the arena */
@@ -172,6 +185,66 @@ static void intruder_in_reserved_space_is_left_alone(void **state) {
   xt_assert_released(base, 5 * U);
   xt_assert_released(base + 6 * U, 2 * U);
   assert_true(VirtualFree(intruder, 0, MEM_RELEASE));
+}
+
+/* An intruder that looks exactly like the arena's own reservations (private, reserved,
+   PAGE_NOACCESS: another thread's probe, or another arena's block) is told apart by where it came
+   from, not by its looks: a later change over it fails and names it, and neither changes nor the
+   arena's end ever free it. */
+static void *lookalike;
+static void reserve_lookalike(void *addr, size_t len) {
+  if (!lookalike && intrude_at >= (uintptr_t)addr && intrude_at < (uintptr_t)addr + len)
+    lookalike = VirtualAlloc((void *)intrude_at, U, MEM_RESERVE, PAGE_NOACCESS);
+}
+
+static xm_arena *neighbour;
+static void place_neighbour(void *addr, size_t len) {
+  if (!neighbour && intrude_at >= (uintptr_t)addr && intrude_at < (uintptr_t)addr + len)
+    assert_int_equal(xm_arena_new_in(2 * U, intrude_at, intrude_at + 2 * U, U, &neighbour), XM_OK);
+}
+
+static void lookalike_intruders_are_never_freed(void **state) {
+  (void)state;
+  SKIP_UNLESS_SPLIT();
+  xm_arena *a = NULL;
+  lookalike = NULL;
+  unsigned char *base = arena_with_intruder(8, 2, 5, reserve_lookalike, &a); /* it took reserved space only */
+  assert_ptr_equal(lookalike, base + 5 * U);
+  /* a view over it cannot be made: the change fails and names it instead of freeing it */
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_arena_add_anon(a, 4 * U, 2 * U, XM_PROT_READ_WRITE));
+  char where[64];
+  snprintf(where, sizeof where, "base %p, %d bytes, MEM_RESERVE, MEM_PRIVATE", lookalike, (int)U);
+  xt_assert_errmsg_has(where);
+  assert_ptr_equal(xt_query(lookalike).AllocationBase, lookalike);
+  XT_OK(xm_arena_add_anon(a, 6 * U, U, XM_PROT_READ_WRITE));
+  XT_OK(xm_arena_remove(a, 0, 8 * U));
+  assert_ptr_equal(xt_query(lookalike).AllocationBase, lookalike);
+  xm_arena_free(a);
+  MEMORY_BASIC_INFORMATION m = xt_query(lookalike);
+  assert_int_equal(m.State, MEM_RESERVE);
+  assert_ptr_equal(m.AllocationBase, lookalike);
+  xt_assert_released(base, 5 * U);
+  xt_assert_released(base + 6 * U, 2 * U);
+  assert_true(VirtualFree(lookalike, 0, MEM_RELEASE));
+
+  /* another arena placed into a hole: this arena's changes and end leave it and its data alone */
+  neighbour = NULL;
+  base = arena_with_intruder(16, 4, 10, place_neighbour, &a);
+  assert_non_null(neighbour);
+  unsigned char *theirs = xm_region_ptr(xm_arena_region(neighbour));
+  assert_ptr_equal(theirs, base + 10 * U);
+  XT_OK(xm_arena_add_anon(neighbour, 0, 2 * U, XM_PROT_READ_WRITE));
+  theirs[U] = 0x5a;
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_arena_add_anon(a, 8 * U, 8 * U, XM_PROT_READ_WRITE));
+  XT_OK(xm_arena_remove(a, 0, 16 * U));
+  XT_OK(xm_arena_add_anon(a, 12 * U, 4 * U, XM_PROT_READ_WRITE));
+  xm_arena_free(a);
+  assert_int_equal(theirs[U], 0x5a);
+  XT_OK(xm_arena_remove(neighbour, 0, U));
+  XT_OK(xm_arena_add_anon(neighbour, 0, U, XM_PROT_READ_WRITE));
+  assert_int_equal(theirs[U], 0x5a);
+  xm_arena_free(neighbour);
+  xt_assert_released(base, 16 * U);
 }
 
 /* A view cannot be unmapped in part: while another thread splits the view that holds a
@@ -240,6 +313,7 @@ int main(void) {
       cmocka_unit_test(twenty_thousand_pieces_leave_nothing_behind),
       cmocka_unit_test(arena_of_64_gib),
       cmocka_unit_test(intruder_in_reserved_space_is_left_alone),
+      cmocka_unit_test(lookalike_intruders_are_never_freed),
       cmocka_unit_test(remainder_reads_survive_remaps),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -109,12 +109,18 @@ int xm__os_arena_reserve(size_t size, const struct xm__os_place *where, struct x
     }
     if (s == STRATEGY_PLACEHOLDERS || attempt == 3 || xm__win_arena_reserve_blocks((uintptr_t)p, size)) break;
   }
+  void *record = NULL;
+  if (s == STRATEGY_SPLIT && !(record = xm__win_arena_record_new())) {
+    xm__win_arena_free((uintptr_t)p, (uintptr_t)p + size);
+    return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's record of lost ranges");
+  }
   /* The fault handler retries accesses to remainders being mapped again (xm__win_arena_wait_remap);
      best effort: without it such an access crashes as it would without the library. */
   (void)xm__os_fault_install();
   out->base = p;
   out->size = size;
   out->flags = s == STRATEGY_PLACEHOLDERS ? XM__ARENA_PLACEHOLDERS : 0;
+  out->os_record = record;
   return XM_OK;
 }
 
@@ -154,7 +160,9 @@ void xm__win_arena_free(uintptr_t from, uintptr_t to) { xm__win_arena_walk(from,
 void xm__os_arena_release(struct xm__os_arena *arena, const struct xm__arena_piece *pieces, size_t n) {
   uintptr_t base = (uintptr_t)arena->base;
   if (!(arena->flags & XM__ARENA_PLACEHOLDERS)) {
-    xm__win_arena_release_split(base, pieces, n); /* an intruder in a reserved piece stays */
+    xm__win_arena_release_split(arena, pieces, n); /* an intruder in a reserved piece stays */
+    free(arena->os_record);
+    arena->os_record = NULL;
     n = 0;
   }
   for (size_t k = 0; k < n; k++)
@@ -416,7 +424,7 @@ static int change(struct xm__os_arena *arena, const struct xm__arena_piece *old,
   const uintptr_t base = (uintptr_t)arena->base;
   if (arena->flags & XM__ARENA_PLACEHOLDERS)
     return xm__win_arena_change_placeholders(base, old, n_old, now, n_now, r0, r1, kept);
-  return xm__win_arena_change_split(base, old, n_old, now, n_now, r0, r1, kept);
+  return xm__win_arena_change_split(arena, old, n_old, now, n_now, r0, r1, kept);
 }
 
 /* ---- serialization ---------------------------------------------------------------------------- */

@@ -167,7 +167,7 @@ void xm__win_arena_note_failure(int *status, DWORD e, const char *call);
 /* xm__os_arena_change for [r0, r1) of the window, the part of now[] that differs from old[]. */
 int xm__win_arena_change_placeholders(uintptr_t base, const struct xm__arena_piece *old, size_t n_old,
                                       struct xm__arena_piece *now, size_t n_now, size_t r0, size_t r1, bool *kept);
-int xm__win_arena_change_split(uintptr_t base, const struct xm__arena_piece *old, size_t n_old,
+int xm__win_arena_change_split(struct xm__os_arena *arena, const struct xm__arena_piece *old, size_t n_old,
                                struct xm__arena_piece *now, size_t n_now, size_t r0, size_t r1, bool *kept);
 /* For the fault handler, before the hooks: whether the access (kind: ExceptionInformation[0])
    to addr hit an arena window that another thread is remapping or just remapped; true, once that
@@ -181,6 +181,9 @@ bool xm__win_arena_wait_remap(uintptr_t addr, ULONG_PTR kind);
 bool xm__win_arena_reserve_blocks(uintptr_t base, size_t size);
 /* xm__os_arena_release of a split-reservations arena: frees the arena's own views and
    reservations only, never an allocation that took freed addresses (arena_split_windows.c). */
-void xm__win_arena_release_split(uintptr_t base, const struct xm__arena_piece *pieces, size_t n);
+void xm__win_arena_release_split(struct xm__os_arena *arena, const struct xm__arena_piece *pieces, size_t n);
+/* The record a split-reservations arena keeps of the ranges it lost (xm__os_arena.os_record), or
+   NULL without memory; free() frees it. */
+void *xm__win_arena_record_new(void);
 
 #endif /* XMMAP_WIN_H */
