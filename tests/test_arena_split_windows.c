@@ -247,6 +247,115 @@ static void lookalike_intruders_are_never_freed(void **state) {
   xt_assert_released(base, 16 * U);
 }
 
+/* Forty lookalike intruders taken in one change are all recorded: later changes over them fail or
+   go around them, and none is ever freed; nothing of the arena's own is left behind. */
+#define CROWD 40
+static void *crowd[CROWD];
+static size_t crowd_n;
+static void reserve_crowd(void *addr, size_t len) {
+  for (; crowd_n < CROWD; crowd_n++) { /* every other unit from intrude_at */
+    uintptr_t at = intrude_at + 2 * crowd_n * U;
+    if (at < (uintptr_t)addr || at >= (uintptr_t)addr + len) break;
+    crowd[crowd_n] = VirtualAlloc((void *)at, U, MEM_RESERVE, PAGE_NOACCESS);
+  }
+}
+
+static void many_intruders_are_all_recorded(void **state) {
+  (void)state;
+  SKIP_UNLESS_SPLIT();
+  xm_arena *a = NULL;
+  crowd_n = 0;
+  unsigned char *base = arena_with_intruder(128, 0, 2, reserve_crowd, &a); /* units 2, 4, ..., 80 */
+  assert_int_equal(crowd_n, CROWD);
+  XT_OK(xm_arena_add_anon(a, 101 * U, 4 * U, XM_PROT_READ_WRITE));
+  XT_STATUS(XM_E_SYSTEM_CALL, xm_arena_add_anon(a, 39 * U, 2 * U, XM_PROT_READ_WRITE)); /* over unit 40 */
+  XT_OK(xm_arena_add_anon(a, 41 * U, U, XM_PROT_READ_WRITE));
+  XT_OK(xm_arena_remove(a, 0, 128 * U));
+  xm_arena_free(a);
+  struct census c = walk(base, 128 * U, NULL);
+  assert_int_equal(c.views, 0);
+  assert_int_equal(c.reserved, CROWD * U); /* the intruders, and nothing of the arena's */
+  for (size_t i = 0; i < CROWD; i++) {
+    assert_ptr_equal(xt_query(crowd[i]).AllocationBase, crowd[i]);
+    assert_true(VirtualFree(crowd[i], 0, MEM_RELEASE));
+  }
+}
+
+/* One removal over 150 views apart from each other (as many holes) leaves one arena of reserved
+   space and nothing behind. */
+static void removal_over_many_separate_views(void **state) {
+  (void)state;
+  const size_t views = 150, size = 2 * views * U;
+  xm_arena *a = NULL;
+  XT_OK(xm_arena_new(size, &a));
+  unsigned char *base = xm_region_ptr(xm_arena_region(a));
+  for (size_t i = 0; i < views; i++)
+    XT_OK(xm_arena_add_anon(a, (2 * i + 1) * U, U, XM_PROT_READ_WRITE));
+  XT_OK(xm_arena_remove(a, 0, size));
+  struct census c = walk(base, size, NULL);
+  assert_int_equal(c.views, 0);
+  assert_int_equal(c.reserved, size);
+  assert_int_equal(c.foreign + c.free, 0);
+  xm_arena_free(a);
+  xt_assert_released(base, size);
+}
+
+/* A removal over six views that fails at each of its OS calls in turn is undone: the views are
+   back with their data (or, past the last call, the removal is done). */
+static void failed_removal_over_many_pieces_is_undone(void **state) {
+  (void)state;
+  size_t undone = 0;
+  for (long n = 1; n <= 16; n++) {
+    xm_arena *a = NULL;
+    XT_OK(xm_arena_new(16 * U, &a));
+    unsigned char *base = xm_region_ptr(xm_arena_region(a));
+    for (size_t i = 0; i < 6; i++) {
+      XT_OK(xm_arena_add_anon(a, (2 * i + 1) * U, U, XM_PROT_READ_WRITE));
+      base[(2 * i + 1) * U] = (unsigned char)(i + 1);
+    }
+    xm__test_fail_nth(n, XT_INJECTED_ERROR);
+    int rc = xm_arena_remove(a, 0, 16 * U);
+    xm__test_fail_nth(0, 0);
+    struct census c = walk(base, 16 * U, NULL);
+    assert_int_equal(c.foreign + c.free, 0);
+    if (rc == XM_OK) {
+      assert_int_equal(c.views, 0);
+      assert_int_equal(c.reserved, 16 * U);
+    } else {
+      assert_int_equal(c.views, 6);
+      for (size_t i = 0; i < 6; i++)
+        assert_int_equal(base[(2 * i + 1) * U], i + 1);
+      undone++;
+    }
+    xm_arena_free(a);
+    xt_assert_released(base, 16 * U);
+  }
+  assert_true(undone > 0);
+}
+
+/* An intruder leaves; the arena takes half of its range back: that half is the arena's own again
+   (a later change frees it, the arena's end releases it). */
+static void *two_units;
+static void reserve_two_units(void *addr, size_t len) {
+  if (!two_units && intrude_at >= (uintptr_t)addr && intrude_at + 2 * U <= (uintptr_t)addr + len)
+    two_units = VirtualAlloc((void *)intrude_at, 2 * U, MEM_RESERVE, PAGE_NOACCESS);
+}
+
+static void lost_range_taken_back_in_part(void **state) {
+  (void)state;
+  SKIP_UNLESS_SPLIT();
+  xm_arena *a = NULL;
+  two_units = NULL;
+  unsigned char *base = arena_with_intruder(8, 2, 5, reserve_two_units, &a); /* [5U, 7U) lost */
+  assert_non_null(two_units);
+  assert_true(VirtualFree(two_units, 0, MEM_RELEASE)); /* the intruder leaves */
+  XT_OK(xm_arena_add_anon(a, 6 * U, U, XM_PROT_READ_WRITE));
+  XT_OK(xm_arena_remove(a, 6 * U, U)); /* [6U, 7U) the arena's reservation again */
+  XT_OK(xm_arena_add_anon(a, 6 * U, U, XM_PROT_READ_WRITE));
+  xm_arena_free(a);
+  assert_int_equal(walk(base, 8 * U, NULL).reserved, 0);
+}
+
 /* A view cannot be unmapped in part: while another thread splits the view that holds a
    remainder, the remainder is unmapped for a moment. A thread that reads it all along must never
    crash: the library's fault handler has the access retried once the change is done. */
@@ -314,6 +423,10 @@ int main(void) {
       cmocka_unit_test(arena_of_64_gib),
       cmocka_unit_test(intruder_in_reserved_space_is_left_alone),
       cmocka_unit_test(lookalike_intruders_are_never_freed),
+      cmocka_unit_test(many_intruders_are_all_recorded),
+      cmocka_unit_test(removal_over_many_separate_views),
+      cmocka_unit_test(failed_removal_over_many_pieces_is_undone),
+      cmocka_unit_test(lost_range_taken_back_in_part),
       cmocka_unit_test(remainder_reads_survive_remaps),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,32 +9,28 @@
 
 #include "win.h"
 
-/* How many lost ranges an arena records. A piece with an intruder beyond that becomes GONE whole
-   (its own reservations there are then never freed either: address space, not memory). */
-#define XM__ARENA_LOST 32
-
 struct xm__split_range {
   uintptr_t from, to;
 };
 
-/* The ranges of an arena that intruders took (xm__os_arena.os_record). */
-struct xm__win_lost {
-  size_t n;
-  struct xm__split_range range[XM__ARENA_LOST];
+/* A growable list of ranges, in no order. */
+struct xm__split_ranges {
+  struct xm__split_range *at;
+  size_t n, cap;
 };
 
-/* The holes of a change are few: its new views and freed old views (adjacent ones merge), cut by
-   the intruders and lost ranges among them, and by the remainders of a reservation that could not
-   be reserved again at once. */
-#define XM__ARENA_HOLES (8 * XM__ARENA_MAX_PIECES + 2 * XM__ARENA_LOST)
+/* The ranges of an arena that intruders took (xm__os_arena.os_record), for the arena's life; a
+   range the arena reserves or maps again is taken out. */
+struct xm__win_lost {
+  struct xm__split_ranges ranges;
+};
 
 struct xm__split_change {
   uintptr_t base, end;
   struct xm__win_lost *lost;
-  struct xm__split_range holes[XM__ARENA_HOLES]; /* freed by this change and not taken again: exact */
-  size_t n_holes;
+  struct xm__split_ranges holes; /* freed by this change and not taken again: exact */
   int status;
-  bool lost_full; /* an intruder could not be recorded: its piece becomes GONE */
+  bool lost_full; /* an intruder could not be recorded (no memory): its piece becomes GONE */
 };
 
 /* One allocation: [from, to) with its first region's facts. */
@@ -50,6 +46,9 @@ struct xm__split_allocation {
 bool xm__split_allocation_at(const struct xm__split_change *c, uintptr_t p, struct xm__split_allocation *out,
                              uintptr_t *free_to);
 
+/* Makes room for about expected_holes holes in c (false without memory); xm__split_settle frees
+   it. */
+bool xm__split_change_init(struct xm__split_change *c, size_t expected_holes);
 /* [from, to) was freed by the change (merged with the last hole where adjacent). */
 void xm__split_add_hole(struct xm__split_change *c, uintptr_t from, uintptr_t to);
 /* [from, to) is no longer free by the change's doing: the arena's again, or an intruder's. */
@@ -58,7 +57,7 @@ void xm__split_take_hole(struct xm__split_change *c, uintptr_t from, uintptr_t t
    again. */
 void xm__split_forget_lost(struct xm__split_change *c, uintptr_t from, uintptr_t to);
 /* Records [from, to) of the arena as lost (an intruder's, or a unit that stays refused); no longer
-   a hole. Sets lost_full when the record has no room. */
+   a hole. Sets lost_full when the record finds no memory. */
 void xm__split_record_lost(struct xm__split_change *c, uintptr_t from, uintptr_t to);
 /* Records (as the change's first failure) that [addr, ...) could not be had because of the
    allocation intruder, named (VirtualQuery) in the message; the error is ERROR_INVALID_ADDRESS. */
@@ -66,7 +65,7 @@ void xm__split_note_intruder(struct xm__split_change *c, uintptr_t addr, const s
                              const char *call);
 /* Ends a change: what is still a hole (only after failures) is free space of the arena that it
    does not hold, recorded as lost so that whatever takes it later is never taken for the arena's
-   own. Returns status. */
+   own; frees the holes. Returns status. */
 int xm__split_settle(struct xm__split_change *c, int status);
 
 #endif /* XMMAP_ARENA_SPLIT_H */

@@ -16,10 +16,10 @@ static bool query(uintptr_t p, MEMORY_BASIC_INFORMATION *m) {
    of the change and in no lost range. */
 static bool is_ours(const struct xm__split_change *c, uintptr_t from, uintptr_t to) {
   if (from < c->base || to > c->end) return false;
-  for (size_t h = 0; h < c->n_holes; h++)
-    if (overlaps(&c->holes[h], from, to)) return false;
-  for (size_t k = 0; c->lost && k < c->lost->n; k++)
-    if (overlaps(&c->lost->range[k], from, to)) return false;
+  for (size_t h = 0; h < c->holes.n; h++)
+    if (overlaps(&c->holes.at[h], from, to)) return false;
+  for (size_t k = 0; c->lost && k < c->lost->ranges.n; k++)
+    if (overlaps(&c->lost->ranges.at[k], from, to)) return false;
   return true;
 }
 
@@ -63,53 +63,88 @@ static const char *type_name(DWORD t) {
                             : "unknown type";
 }
 
-void xm__split_add_hole(struct xm__split_change *c, uintptr_t from, uintptr_t to) {
-  if (from >= to) return;
-  if (c->n_holes > 0 && c->holes[c->n_holes - 1].to == from) {
-    c->holes[c->n_holes - 1].to = to;
-    return;
-  }
-  if (c->n_holes == XM__ARENA_HOLES) { /* not expected (see XM__ARENA_HOLES): coarser, never lost */
-    struct xm__split_range *last = &c->holes[c->n_holes - 1];
-    last->from = from < last->from ? from : last->from;
-    last->to = to > last->to ? to : last->to;
-    return;
-  }
-  c->holes[c->n_holes++] = (struct xm__split_range){from, to};
+/* Room for one more range (doubling; false without memory). */
+static bool ranges_grow(struct xm__split_ranges *l) {
+  if (l->n < l->cap) return true;
+  const size_t cap = l->cap ? 2 * l->cap : 16;
+  struct xm__split_range *at = realloc(l->at, cap * sizeof *at);
+  if (!at) return false;
+  l->at = at;
+  l->cap = cap;
+  return true;
 }
 
-void xm__split_take_hole(struct xm__split_change *c, uintptr_t from, uintptr_t to) {
-  for (size_t h = 0; h < c->n_holes; h++) {
-    struct xm__split_range *r = &c->holes[h];
+static bool ranges_push(struct xm__split_ranges *l, uintptr_t from, uintptr_t to) {
+  if (!ranges_grow(l)) return false;
+  l->at[l->n++] = (struct xm__split_range){from, to};
+  return true;
+}
+
+/* Takes [from, to) out of every range. A range split in two that finds no memory for its second
+   part is kept whole (false). */
+static bool ranges_subtract(struct xm__split_ranges *l, uintptr_t from, uintptr_t to) {
+  bool whole = true;
+  for (size_t k = 0; k < l->n; k++) {
+    struct xm__split_range *r = &l->at[k];
     if (!overlaps(r, from, to)) continue;
-    if (r->from < from && r->to > to) {            /* the middle: split */
-      if (c->n_holes == XM__ARENA_HOLES) continue; /* kept whole: coarser, never lost */
-      c->holes[c->n_holes++] = (struct xm__split_range){to, r->to};
+    if (r->from < from && r->to > to) { /* the middle */
+      if (!ranges_grow(l)) {
+        whole = false;
+        continue;
+      }
+      r = &l->at[k];
+      l->at[l->n++] = (struct xm__split_range){to, r->to};
       r->to = from;
     } else if (r->from < from) {
       r->to = from;
     } else if (r->to > to) {
       r->from = to;
     } else {
-      c->holes[h--] = c->holes[--c->n_holes];
+      l->at[k--] = l->at[--l->n];
     }
+  }
+  return whole;
+}
+
+void xm__split_add_hole(struct xm__split_change *c, uintptr_t from, uintptr_t to) {
+  struct xm__split_ranges *h = &c->holes;
+  if (from >= to) return;
+  if (h->n > 0 && h->at[h->n - 1].to == from) {
+    h->at[h->n - 1].to = to;
+  } else if (!ranges_push(h, from, to)) {
+    /* No memory (the change made room for what it expects): the last hole grows over this one,
+       which makes what lies between an intruder's, never lost to others. */
+    struct xm__split_range *last = &h->at[h->n - 1];
+    last->from = from < last->from ? from : last->from;
+    last->to = to > last->to ? to : last->to;
   }
 }
 
+void xm__split_take_hole(struct xm__split_change *c, uintptr_t from, uintptr_t to) {
+  (void)ranges_subtract(&c->holes, from, to); /* a hole kept whole: its rest an intruder's, never lost */
+}
+
 void xm__split_forget_lost(struct xm__split_change *c, uintptr_t from, uintptr_t to) {
-  for (size_t k = 0; c->lost && k < c->lost->n; k++)
-    if (c->lost->range[k].from >= from && c->lost->range[k].to <= to)
-      c->lost->range[k--] = c->lost->range[--c->lost->n];
+  if (c->lost) (void)ranges_subtract(&c->lost->ranges, from, to); /* kept whole: the rest never freed */
 }
 
 void xm__split_record_lost(struct xm__split_change *c, uintptr_t from, uintptr_t to) {
   xm__split_take_hole(c, from, to);
-  for (size_t k = 0; c->lost && k < c->lost->n; k++)
-    if (c->lost->range[k].from <= from && c->lost->range[k].to >= to) return; /* known */
-  if (c->lost && c->lost->n < XM__ARENA_LOST)
-    c->lost->range[c->lost->n++] = (struct xm__split_range){from, to};
-  else
+  if (!c->lost) {
     c->lost_full = true;
+    return;
+  }
+  const struct xm__split_ranges *l = &c->lost->ranges;
+  for (size_t k = 0; k < l->n; k++)
+    if (l->at[k].from <= from && l->at[k].to >= to) return; /* known */
+  if (!ranges_push(&c->lost->ranges, from, to)) c->lost_full = true;
+}
+
+bool xm__split_change_init(struct xm__split_change *c, size_t expected_holes) {
+  c->holes = (struct xm__split_ranges){0};
+  c->holes.at = malloc(expected_holes * sizeof *c->holes.at);
+  c->holes.cap = c->holes.at ? expected_holes : 0;
+  return c->holes.at != NULL;
 }
 
 void xm__split_note_intruder(struct xm__split_change *c, uintptr_t addr, const struct xm__split_allocation *intruder,
@@ -125,12 +160,22 @@ void xm__split_note_intruder(struct xm__split_change *c, uintptr_t addr, const s
 }
 
 int xm__split_settle(struct xm__split_change *c, int status) {
-  while (c->n_holes > 0)
-    xm__split_record_lost(c, c->holes[c->n_holes - 1].from, c->holes[c->n_holes - 1].to);
+  while (c->holes.n > 0) { /* each one taken out whole by xm__split_record_lost */
+    const struct xm__split_range r = c->holes.at[c->holes.n - 1];
+    xm__split_record_lost(c, r.from, r.to);
+  }
+  free(c->holes.at);
+  c->holes = (struct xm__split_ranges){0};
   return status;
 }
 
 void *xm__win_arena_record_new(void) { return calloc(1, sizeof(struct xm__win_lost)); }
+
+void xm__win_arena_record_free(void *record) {
+  struct xm__win_lost *lost = record;
+  if (lost) free(lost->ranges.at);
+  free(lost);
+}
 
 /* The arena's end (split reservations): each mapped piece is one view at its start; a RESERVED
    piece's allocations are freed when they are the arena's own, never an intruder's. */

@@ -23,7 +23,9 @@
  * size, state and type), and a piece that could not be mapped because of it becomes RESERVED with
  * the intruder inside. Only the intruder's own range is then not the arena's (the GONE part of the
  * piece, which nothing here ever frees); a change that only met one in reserved space succeeds.
- * A lost range the arena later reserves whole again is forgotten. */
+ * What the arena reserves or maps again of a lost range is taken out of the record. */
+#include <stdlib.h>
+
 #include "arena_split.h"
 
 /* How many rounds a view is tried while something else holds its addresses (a placement probe of
@@ -111,15 +113,20 @@ static DWORD fill(struct xm__split_change *c, uintptr_t from, uintptr_t to) {
 
 /* Fills the holes' part of [from, to) (the holes as they are now: fill() changes them). */
 static DWORD fill_holes(struct xm__split_change *c, uintptr_t from, uintptr_t to) {
-  struct xm__split_range parts[XM__ARENA_HOLES];
-  size_t n = 0;
-  for (size_t h = 0; h < c->n_holes; h++) {
-    uintptr_t f = c->holes[h].from > from ? c->holes[h].from : from, t = c->holes[h].to < to ? c->holes[h].to : to;
-    if (f < t) parts[n++] = (struct xm__split_range){f, t};
-  }
-  for (size_t k = 0; k < n; k++) {
-    DWORD e = fill(c, parts[k].from, parts[k].to);
+  for (uintptr_t p = from; p < to;) { /* the lowest hole part at or after p, each once */
+    uintptr_t f = to, t = to;
+    for (size_t h = 0; h < c->holes.n; h++) {
+      const struct xm__split_range *r = &c->holes.at[h];
+      const uintptr_t rf = r->from > p ? r->from : p;
+      if (rf < (r->to < to ? r->to : to) && rf < f) {
+        f = rf;
+        t = r->to < to ? r->to : to;
+      }
+    }
+    if (f == to) break;
+    DWORD e = fill(c, f, t);
     if (e != ERROR_SUCCESS) return e;
+    p = t;
   }
   return ERROR_SUCCESS;
 }
@@ -276,9 +283,18 @@ static bool make_all(struct xm__split_change *c, struct xm__arena_piece *pieces,
   return true;
 }
 
+/* The change; again[] and old_state[] have room for n_old each (the undo). */
 static int change_split(struct xm__split_change *c, const struct xm__arena_piece *old, size_t n_old,
-                        struct xm__arena_piece *now, size_t n_now, size_t r0, size_t r1, bool *kept) {
+                        struct xm__arena_piece *now, size_t n_now, size_t r0, size_t r1, bool *kept,
+                        struct xm__arena_piece *again, unsigned char *old_state) {
   const uintptr_t base = c->base;
+  /* A GONE old piece (lost when its addresses could not even be reserved, or with intruders the
+     record had no memory for) is lost whole: whatever is in it stays someone else's, also where a
+     new piece calls it RESERVED. */
+  for (size_t o = 0; o < n_old; o++)
+    if (in_run(&old[o], r0, r1) && old[o].kind == XM__PIECE_GONE)
+      xm__split_record_lost(c, base + old[o].offset, base + old[o].offset + old[o].size);
+  if (c->lost_full) return xm__fail(XM_E_NO_MEMORY, "out of memory for the arena's record of lost ranges");
   prewarm();
   /* Open the holes: old views go whole; reserved space only where a new view will be. */
   for (size_t o = 0; o < n_old; o++) {
@@ -313,21 +329,17 @@ static int change_split(struct xm__split_change *c, const struct xm__arena_piece
   }
   /* Undone: what was made goes, the old pieces come back (their data lives in their sections). */
   for (size_t k = 0; k < n_now; k++)
-    if (state[k] == MADE) unmake_piece(c, &now[k]);
-  struct xm__arena_piece again[XM__ARENA_MAX_PIECES];
-  bool restored = n_old <= XM__ARENA_MAX_PIECES;
-  for (size_t o = 0; o < n_old && restored; o++) {
+    if (state[k] == MADE && now[k].kind != XM__PIECE_GONE) unmake_piece(c, &now[k]);
+  for (size_t o = 0; o < n_old; o++) {
     again[o] = old[o];
     again[o].flags = 0;
   }
   const int failure = c->status;
-  unsigned char old_state[XM__ARENA_MAX_PIECES];
-  if (restored) {
-    c->status = XM_OK;
-    make_all(c, again, n_old, r0, r1, false, old_state);
-    for (size_t o = 0; o < n_old; o++)
-      if (again[o].kind != old[o].kind) restored = false;
-  }
+  c->status = XM_OK;
+  make_all(c, again, n_old, r0, r1, false, old_state);
+  bool restored = true;
+  for (size_t o = 0; o < n_old; o++)
+    if (again[o].kind != old[o].kind) restored = false;
   if (restored) {
     c->status = failure;
     *kept = true;
@@ -347,7 +359,17 @@ int xm__win_arena_change_split(struct xm__os_arena *arena, const struct xm__aren
                                struct xm__arena_piece *now, size_t n_now, size_t r0, size_t r1, bool *kept) {
   const uintptr_t base = (uintptr_t)arena->base;
   struct xm__split_change c = {.base = base, .end = base + arena->size, .lost = arena->os_record, .status = XM_OK};
-  int rc = change_split(&c, old, n_old, now, n_now, r0, r1, kept);
+  /* Room for what the change can foresee, before any OS call: a hole per old piece and a few per
+     new one (their views, the rest of the reservations they free), the undo's copy of old[]. */
+  struct xm__arena_piece *again = malloc(n_old * sizeof *again);
+  unsigned char *old_state = malloc(n_old);
+  int rc = XM_OK;
+  if (!again || !old_state || !xm__split_change_init(&c, 2 * n_old + 8 * n_now + 16))
+    rc = xm__fail(XM_E_NO_MEMORY, "out of memory for an arena change");
+  else
+    rc = change_split(&c, old, n_old, now, n_now, r0, r1, kept, again, old_state);
+  free(again);
+  free(old_state);
   return xm__split_settle(&c, rc);
 }
 

@@ -161,7 +161,7 @@ void xm__os_arena_release(struct xm__os_arena *arena, const struct xm__arena_pie
   uintptr_t base = (uintptr_t)arena->base;
   if (!(arena->flags & XM__ARENA_PLACEHOLDERS)) {
     xm__win_arena_release_split(arena, pieces, n); /* an intruder in a reserved piece stays */
-    free(arena->os_record);
+    xm__win_arena_record_free(arena->os_record);
     arena->os_record = NULL;
     n = 0;
   }

@@ -183,7 +183,8 @@ bool xm__win_arena_reserve_blocks(uintptr_t base, size_t size);
    reservations only, never an allocation that took freed addresses (arena_split_windows.c). */
 void xm__win_arena_release_split(struct xm__os_arena *arena, const struct xm__arena_piece *pieces, size_t n);
 /* The record a split-reservations arena keeps of the ranges it lost (xm__os_arena.os_record), or
-   NULL without memory; free() frees it. */
+   NULL without memory. */
 void *xm__win_arena_record_new(void);
+void xm__win_arena_record_free(void *record);
 
 #endif /* XMMAP_WIN_H */
