@@ -111,7 +111,7 @@ void xm__split_add_hole(struct xm__split_change *c, uintptr_t from, uintptr_t to
   if (from >= to) return;
   if (h->n > 0 && h->at[h->n - 1].to == from) {
     h->at[h->n - 1].to = to;
-  } else if (!ranges_push(h, from, to)) {
+  } else if (!ranges_push(h, from, to) && h->n > 0) {
     /* No memory (the change made room for what it expects): the last hole grows over this one,
        which makes what lies between an intruder's, never lost to others. */
     struct xm__split_range *last = &h->at[h->n - 1];
